@@ -1,0 +1,29 @@
+//! Errors of the initialization functions.
+
+use core::fmt;
+
+/// Why the per-CPU areas could not be initialized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InitError {
+    /// The base address is null.
+    InvalidBase,
+    /// The base address is not aligned to [`PERCPU_AREA_ALIGN`](crate::PERCPU_AREA_ALIGN) (to a page
+    /// when a dynamic reserve is requested).
+    UnalignedBase,
+    /// The CPU count is zero, or the areas would not fit in the address space.
+    InvalidCpuCount,
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InvalidBase => "invalid per-CPU base address: null",
+            Self::UnalignedBase => "unaligned per-CPU base address",
+            Self::InvalidCpuCount => {
+                "invalid CPU count: zero, or the areas overflow the address space"
+            }
+        })
+    }
+}
+
+impl core::error::Error for InitError {}

@@ -1,0 +1,94 @@
+//! The value types that per-CPU accessors move in one load or store.
+
+/// A value that a per-CPU accessor can load or store with one instruction: the integer primitives of
+/// at most 64 bits and `bool`.
+///
+/// # Safety
+///
+/// `Self` is 1, 2, 4 or 8 bytes, has no padding, and `from_bits(x.to_bits())` is `x`.
+pub unsafe trait PerCpuPrimitive: Copy + Send + Sync + 'static {
+    /// The value's bytes, zero-extended (the accessors use the low `size_of::<Self>()` bytes).
+    fn to_bits(self) -> u64;
+
+    /// The value whose bytes are the low `size_of::<Self>()` bytes of `bits`.
+    ///
+    /// # Safety
+    ///
+    /// Those bytes must be a valid `Self` (they are, when read from a location holding a `Self`).
+    unsafe fn from_bits(bits: u64) -> Self;
+}
+
+/// An integer [`PerCpuPrimitive`]: supports the guard-less `add_current` / `sub_current`.
+pub trait PerCpuInteger: PerCpuPrimitive {
+    /// `-self`, wrapping: subtraction is addition of the negation.
+    fn wrapping_neg(self) -> Self;
+    /// `self + rhs`, wrapping.
+    fn wrapping_add(self, rhs: Self) -> Self;
+}
+
+macro_rules! impl_integer {
+    ($($ty:ty => $unsigned:ty),* $(,)?) => {$(
+        // SAFETY: integers of at most 64 bits have no padding and every bit pattern is valid.
+        unsafe impl PerCpuPrimitive for $ty {
+            #[inline(always)]
+            fn to_bits(self) -> u64 {
+                self as $unsigned as u64
+            }
+            #[inline(always)]
+            unsafe fn from_bits(bits: u64) -> Self {
+                bits as $ty
+            }
+        }
+        impl PerCpuInteger for $ty {
+            #[inline(always)]
+            fn wrapping_neg(self) -> Self {
+                <$ty>::wrapping_neg(self)
+            }
+            #[inline(always)]
+            fn wrapping_add(self, rhs: Self) -> Self {
+                <$ty>::wrapping_add(self, rhs)
+            }
+        }
+    )*};
+}
+
+impl_integer!(
+    u8 => u8, u16 => u16, u32 => u32, u64 => u64, usize => usize,
+    i8 => u8, i16 => u16, i32 => u32, i64 => u64, isize => usize,
+);
+
+// SAFETY: `bool` is one byte without padding; `from_bits` is only given bytes read from a `bool`.
+unsafe impl PerCpuPrimitive for bool {
+    #[inline(always)]
+    fn to_bits(self) -> u64 {
+        self as u64
+    }
+    #[inline(always)]
+    unsafe fn from_bits(bits: u64) -> Self {
+        // SAFETY: the caller guarantees the low byte is 0 or 1, a valid `bool`. (`!= 0` would cost a
+        // normalizing instruction after every load.)
+        #[allow(clippy::transmute_int_to_bool)]
+        unsafe {
+            core::mem::transmute::<u8, bool>(bits as u8)
+        }
+    }
+}
+
+/// The value loaded by a zero-extending load of `size_of::<T>()` bytes into `bits`; telling the
+/// compiler that the upper bits are zero spares a re-extension of the result.
+///
+/// # Safety
+///
+/// `bits` must come from a zero-extending load of a location holding a `T`.
+#[doc(hidden)]
+#[inline(always)]
+pub unsafe fn from_loaded<T: PerCpuPrimitive>(bits: u64) -> T {
+    let size = core::mem::size_of::<T>();
+    // SAFETY: the caller guarantees a zero-extended valid `T`.
+    unsafe {
+        if size < 8 {
+            core::hint::assert_unchecked(bits >> (8 * size) == 0);
+        }
+        T::from_bits(bits)
+    }
+}

@@ -1,0 +1,87 @@
+//! By-address access to per-CPU data, for per-CPU data that is not a `#[def_percpu]` static: run-time
+//! allocated data (the `percpu_alloc` crate) reaches its copies through these functions, with the same
+//! instruction sequences as the statics, the address being in a register instead of an immediate.
+//!
+//! A **VMA** is an address in the template's address space: a static's
+//! [`symbol_vma`](crate::EXAMPLE_PERCPU_DATA_WRAPPER::symbol_vma), or
+//! [`vma_of_offset(offset)`](crate::vma_of_offset) for data at `offset` in every area. This CPU's copy
+//! is at `per-CPU register + VMA`, CPU `cpu`'s copy at `percpu_area_base(cpu) + offset_of_vma(VMA)`.
+//!
+//! # Safety
+//!
+//! Every function here requires that `vma` designates a `T` in every initialized per-CPU area (the
+//! offset lies inside the areas, suitably aligned, and the data there is initialized as a `T`), and
+//! those about the current CPU require that this CPU's per-CPU register is initialized and that the
+//! caller does not migrate to another CPU during the access (except where a function says otherwise).
+
+use crate::{PerCpuInteger, PerCpuPrimitive};
+
+/// A pointer to this CPU's copy of the `T` at `vma`.
+///
+/// # Safety
+///
+/// See the [module documentation](self); using the pointer also requires staying on this CPU.
+#[inline]
+pub unsafe fn current_ptr<T>(vma: usize) -> *mut T {
+    // SAFETY: forwarded to the caller.
+    unsafe { crate::__percpu_access!(ptr, T, vma vma) }
+}
+
+/// A pointer to CPU `cpu_id`'s copy of the `T` at `vma`.
+///
+/// # Safety
+///
+/// `cpu_id` must be below [`cpu_count()`](crate::cpu_count) (checked by `debug_assert!`), `vma` as in the
+/// [module documentation](self); using the pointer requires ruling out data races with that CPU.
+#[inline]
+pub unsafe fn remote_ptr<T>(cpu_id: usize, vma: usize) -> *mut T {
+    // SAFETY: forwarded to the caller.
+    let base = unsafe { crate::area::area_base_unchecked(cpu_id) };
+    base.wrapping_add(crate::offset_of_vma(vma)) as *mut T
+}
+
+/// Reads this CPU's copy of the `T` at `vma` (one instruction on x86_64).
+///
+/// # Safety
+///
+/// See the [module documentation](self).
+#[inline]
+pub unsafe fn read_current<T: PerCpuPrimitive>(vma: usize) -> T {
+    // SAFETY: forwarded to the caller.
+    unsafe { crate::__percpu_access!(read, T, vma vma) }
+}
+
+/// Writes this CPU's copy of the `T` at `vma` (one instruction on x86_64).
+///
+/// # Safety
+///
+/// See the [module documentation](self); no reference to this CPU's copy may be live.
+#[inline]
+pub unsafe fn write_current<T: PerCpuPrimitive>(vma: usize, value: T) {
+    // SAFETY: forwarded to the caller.
+    unsafe { crate::__percpu_access!(write, T, vma vma, value) }
+}
+
+/// Adds `value` (wrapping) to this CPU's copy of the `T` at `vma`, safe against interrupts and
+/// preemption without a guard: the caller may migrate at any time (see the crate documentation).
+///
+/// # Safety
+///
+/// `vma` as in the [module documentation](self), and this CPU's register initialized; no reference to
+/// this CPU's copy may be live.
+#[inline]
+pub unsafe fn add_current<T: PerCpuInteger>(vma: usize, value: T) {
+    // SAFETY: forwarded to the caller.
+    unsafe { crate::__percpu_access!(add, T, vma vma, value) }
+}
+
+/// Subtracts `value` (wrapping) from this CPU's copy of the `T` at `vma`, as [`add_current`].
+///
+/// # Safety
+///
+/// As [`add_current`].
+#[inline]
+pub unsafe fn sub_current<T: PerCpuInteger>(vma: usize, value: T) {
+    // SAFETY: forwarded to the caller.
+    unsafe { crate::__percpu_access!(sub, T, vma vma, value) }
+}

@@ -1,0 +1,71 @@
+//! The storage of a `#[def_percpu]` static: where its template copy lives.
+
+/// Defines the storage static of a per-CPU variable: in the `.percpu` template section (and, in a
+/// hosted program, registered so that the template can be found without a linker script), or a plain
+/// global in `sp-naive` mode.
+#[cfg(not(feature = "sp-naive"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __percpu_storage {
+    ($(#$attr:tt)* static $name:ident: $ty:ty = $init:expr;) => {
+        $(#$attr)*
+        #[unsafe(link_section = ".percpu")]
+        static mut $name: $ty = $init;
+
+        $crate::__percpu_register!($name, $ty);
+    };
+}
+
+/// Defines the storage static of a per-CPU variable: a plain global in `sp-naive` mode.
+#[cfg(feature = "sp-naive")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __percpu_storage {
+    ($(#$attr:tt)* static $name:ident: $ty:ty = $init:expr;) => {
+        $(#$attr)*
+        static mut $name: $ty = $init;
+    };
+}
+
+/// Registers a hosted program's per-CPU static, so that the template is found without a linker script.
+#[cfg(all(
+    target_arch = "x86_64",
+    not(target_os = "none"),
+    not(feature = "sp-naive")
+))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __percpu_register {
+    ($name:ident, $ty:ty) => {
+        const _: () = {
+            #[used]
+            #[unsafe(link_section = "percpu_registry")]
+            static ENTRY: $crate::__priv::RegistryEntry = $crate::__priv::RegistryEntry::new(
+                &raw const $name as *const u8,
+                ::core::mem::size_of::<$ty>(),
+            );
+        };
+    };
+}
+
+/// A kernel finds its template through the linker script: nothing to register.
+#[cfg(not(all(
+    target_arch = "x86_64",
+    not(target_os = "none"),
+    not(feature = "sp-naive")
+)))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __percpu_register {
+    ($name:ident, $ty:ty) => {};
+}
+
+/// Fails the compile-time evaluation for a type that a per-CPU area cannot hold: one more aligned than
+/// the areas. Called as `const _: () = check_percpu_type::<T>();` by `#[def_percpu]`.
+#[doc(hidden)]
+pub const fn check_percpu_type<T>() {
+    assert!(
+        core::mem::align_of::<T>() <= crate::PERCPU_MAX_ALIGN,
+        "a per-CPU static's type may be aligned to at most 64 bytes (PERCPU_MAX_ALIGN) (the alignment of the per-CPU areas)"
+    );
+}

@@ -1,0 +1,248 @@
+//! Code generation: the storage static, the wrapper type and its methods.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::item::{Kind, PerCpuStatic};
+
+/// Expands a validated per-CPU static; `rt` is the path of the runtime crate.
+pub fn expand(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
+    let PerCpuStatic {
+        name,
+        vis,
+        ty,
+        init,
+        cfg_attrs,
+        doc_attrs,
+        lint_attrs,
+        storage_attrs,
+        ..
+    } = var;
+    let storage = format_ident!("__PERCPU_{}", name);
+    let wrapper = format_ident!("{}_WRAPPER", name);
+    let value_methods = value_methods(var, rt, &storage);
+    // Reported at the type: the types a per-CPU area cannot hold.
+    let rt_at_type = respan(rt, ty.span());
+    let type_check = quote_spanned! {ty.span()=>
+        const _: () = #rt_at_type::__priv::check_percpu_type::<#ty>();
+    };
+    let wrapper_doc = format!(
+        "The per-CPU variable [`{name}`]: one copy of `{}` per CPU.",
+        quote!(#ty)
+    );
+
+    quote! {
+        #(#cfg_attrs)*
+        #rt::__percpu_storage! {
+            #(#lint_attrs)*
+            #(#storage_attrs)*
+            static #storage: #ty = #init;
+        }
+
+        #(#cfg_attrs)*
+        #type_check
+
+        #[doc = #wrapper_doc]
+        #(#cfg_attrs)*
+        #[allow(non_camel_case_types)]
+        #vis struct #wrapper {
+            _private: (),
+        }
+
+        #(#cfg_attrs)*
+        #(#doc_attrs)*
+        #(#lint_attrs)*
+        #vis static #name: #wrapper = #wrapper { _private: () };
+
+        #(#cfg_attrs)*
+        impl #wrapper {
+            /// The address of the variable's template in the `.percpu` section: the same on every CPU,
+            /// and equal to [`offset`](Self::offset) unless the section has a non-zero address.
+            #[inline]
+            pub fn symbol_vma(&self) -> usize {
+                // SAFETY: computes a link-time address, touches no memory.
+                unsafe { #rt::__percpu_access!(addr_of, sym #storage) }
+            }
+
+            /// The variable's offset from the start of a per-CPU area.
+            #[inline]
+            pub fn offset(&self) -> usize {
+                #rt::__priv::offset_of(self.symbol_vma())
+            }
+
+            /// A pointer to this CPU's copy.
+            ///
+            /// # Safety
+            ///
+            /// The per-CPU register of this CPU must be initialized, and the caller must not migrate to
+            /// another CPU while it uses the pointer (preemption disabled).
+            #[inline]
+            pub unsafe fn current_ptr(&self) -> *const #ty {
+                // SAFETY: forwarded to the caller.
+                unsafe { #rt::__percpu_access!(ptr, #ty, sym #storage) }
+            }
+
+            /// A reference to this CPU's copy.
+            ///
+            /// # Safety
+            ///
+            /// As [`current_ptr`](Self::current_ptr), and no `&mut` to this CPU's copy may exist while the
+            /// reference lives.
+            #[inline]
+            pub unsafe fn current_ref_raw(&self) -> &#ty {
+                // SAFETY: forwarded to the caller.
+                unsafe { &*self.current_ptr() }
+            }
+
+            /// A mutable reference to this CPU's copy.
+            ///
+            /// # Safety
+            ///
+            /// As [`current_ptr`](Self::current_ptr), and no other reference to this CPU's copy may exist
+            /// while the reference lives (beware of interrupt handlers using the same variable).
+            #[inline]
+            #[allow(clippy::mut_from_ref)]
+            pub unsafe fn current_ref_mut_raw(&self) -> &mut #ty {
+                // SAFETY: forwarded to the caller.
+                unsafe { &mut *(self.current_ptr() as *mut #ty) }
+            }
+
+            /// Runs `f` on this CPU's copy, with preemption disabled (feature `preempt`).
+            ///
+            /// # Panics
+            ///
+            /// In debug builds, when called while a `with_current` on the same variable is already running on
+            /// this CPU (nested call, or an interrupt handler): that would create two `&mut` to one copy.
+            #[inline]
+            pub fn with_current<F, T>(&self, f: F) -> T
+            where
+                F: FnOnce(&mut #ty) -> T,
+            {
+                #rt::__priv::with_current(self.symbol_vma(), f)
+            }
+
+            /// Resets this CPU's copy to the initial value (evaluating the initializer again).
+            #[inline]
+            pub fn reset_to_init(&self) {
+                self.with_current(|value| *value = #init);
+            }
+
+            /// A pointer to CPU `cpu_id`'s copy.
+            ///
+            /// # Safety
+            ///
+            /// `cpu_id` must be below [`cpu_count()`](#rt::cpu_count) (checked by `debug_assert!`), and
+            /// the caller must rule out data races with that CPU.
+            #[inline]
+            pub unsafe fn remote_ptr(&self, cpu_id: usize) -> *const #ty {
+                // SAFETY: forwarded to the caller.
+                unsafe { #rt::__priv::remote_ptr(cpu_id, self.symbol_vma()) }
+            }
+
+            /// A reference to CPU `cpu_id`'s copy.
+            ///
+            /// # Safety
+            ///
+            /// As [`remote_ptr`](Self::remote_ptr); no `&mut` to that copy may exist while it lives.
+            #[inline]
+            pub unsafe fn remote_ref_raw(&self, cpu_id: usize) -> &#ty {
+                // SAFETY: forwarded to the caller.
+                unsafe { &*self.remote_ptr(cpu_id) }
+            }
+
+            /// A mutable reference to CPU `cpu_id`'s copy.
+            ///
+            /// # Safety
+            ///
+            /// As [`remote_ptr`](Self::remote_ptr); no other reference to that copy may exist while it lives.
+            #[inline]
+            #[allow(clippy::mut_from_ref)]
+            pub unsafe fn remote_ref_mut_raw(&self, cpu_id: usize) -> &mut #ty {
+                // SAFETY: forwarded to the caller.
+                unsafe { &mut *(self.remote_ptr(cpu_id) as *mut #ty) }
+            }
+
+            #value_methods
+        }
+    }
+}
+
+/// `read/write_current(_raw)` for primitives, and `add/sub_current` for integers.
+fn value_methods(var: &PerCpuStatic, rt: &TokenStream, storage: &syn::Ident) -> TokenStream {
+    let ty = &var.ty;
+    let read_write = quote! {
+        /// Reads this CPU's copy (one instruction on x86_64).
+        ///
+        /// # Safety
+        ///
+        /// The per-CPU register must be initialized; with preemption, the caller must not migrate
+        /// during the access (it cannot on x86_64, where the access is one instruction).
+        #[inline]
+        pub unsafe fn read_current_raw(&self) -> #ty {
+            // SAFETY: forwarded to the caller.
+            unsafe { #rt::__percpu_access!(read, #ty, sym #storage) }
+        }
+
+        /// Writes this CPU's copy (one instruction on x86_64).
+        ///
+        /// # Safety
+        ///
+        /// As [`read_current_raw`](Self::read_current_raw), and no reference to this CPU's copy may be live.
+        #[inline]
+        pub unsafe fn write_current_raw(&self, val: #ty) {
+            // SAFETY: forwarded to the caller.
+            unsafe { #rt::__percpu_access!(write, #ty, sym #storage, val) }
+        }
+
+        /// Reads this CPU's copy, with preemption disabled where the read is not one instruction.
+        #[inline]
+        pub fn read_current(&self) -> #ty {
+            let _guard = #rt::__priv::AccessGuard::new();
+            // SAFETY: the guard keeps this task on this CPU.
+            unsafe { self.read_current_raw() }
+        }
+
+        /// Writes this CPU's copy, with preemption disabled where the write is not one instruction.
+        #[inline]
+        pub fn write_current(&self, val: #ty) {
+            let _guard = #rt::__priv::AccessGuard::new();
+            // SAFETY: the guard keeps this task on this CPU.
+            unsafe { self.write_current_raw(val) }
+        }
+    };
+    let rmw = quote! {
+        /// Adds `val` (wrapping) to this CPU's copy, safe against interrupts and preemption without
+        /// any guard. See the crate documentation for each architecture's guarantee.
+        #[inline]
+        pub fn add_current(&self, val: #ty) {
+            // SAFETY: the RMW sequence re-derives the address from the per-CPU register atomically.
+            unsafe { #rt::__percpu_access!(add, #ty, sym #storage, val) }
+        }
+
+        /// Subtracts `val` (wrapping) from this CPU's copy, with the guarantees of
+        /// [`add_current`](Self::add_current).
+        #[inline]
+        pub fn sub_current(&self, val: #ty) {
+            // SAFETY: as in `add_current`.
+            unsafe { #rt::__percpu_access!(sub, #ty, sym #storage, val) }
+        }
+    };
+    match var.kind {
+        Kind::Integer => quote!(#read_write #rmw),
+        Kind::Bool => read_write,
+        Kind::Other => TokenStream::new(),
+    }
+}
+
+/// `tokens` with every span set to `span`, so that an error in code built from them points there.
+fn respan(tokens: &TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut token| {
+            token.set_span(span);
+            token
+        })
+        .collect()
+}

@@ -1,0 +1,58 @@
+//! The `#[def_percpu]` attribute of the [`percpu`](https://docs.rs/percpu) crate.
+//!
+//! **Do not depend on this crate directly**: use `percpu::def_percpu`, which is a re-export.
+//!
+//! The attribute is deliberately thin. It checks the item, then emits
+//!
+//! - the storage: `percpu::__percpu_storage! { static __PERCPU_<NAME>: T = init; }`, which the
+//!   runtime expands into a `static mut` in the `.percpu` template section (or a plain global in
+//!   `sp-naive` mode);
+//! - a zero-sized wrapper type `<NAME>_WRAPPER` and the static `<NAME>` of that type, whose methods
+//!   call the runtime's accessors (`percpu::__percpu_access!` for the forms that need the symbol
+//!   in an instruction operand, `percpu::__priv::*` functions for the rest).
+//!
+//! All architecture and feature knowledge lives in the runtime crate, so this crate has no features.
+
+use proc_macro::TokenStream;
+
+mod args;
+mod expand;
+mod item;
+
+/// Defines a per-CPU static variable: every CPU gets its own copy, initialized to `init`.
+///
+/// ```rust,ignore
+/// #[percpu::def_percpu]
+/// static COUNTER: u64 = 0;
+///
+/// COUNTER.add_current(1); // one instruction on x86_64: `add gs:[COUNTER], 1`
+/// ```
+///
+/// The optional argument `crate = path` names the `percpu` crate when it is reached through a
+/// re-export (`#[def_percpu(crate = my_kernel::percpu)]`). A renamed dependency is found from
+/// `Cargo.toml` without it.
+///
+/// See the documentation of the `percpu` crate for the generated methods.
+#[proc_macro_attribute]
+pub fn def_percpu(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let args = match syn::parse::<args::Args>(attr) {
+        Ok(args) => args,
+        Err(err) => return err.to_compile_error().into(),
+    };
+    let item = match syn::parse::<syn::Item>(item) {
+        Ok(syn::Item::Static(item)) => item,
+        Ok(other) => {
+            return syn::Error::new_spanned(
+                other,
+                "`#[def_percpu]` applies to a `static` item: `static NAME: Type = init;`",
+            )
+            .to_compile_error()
+            .into()
+        }
+        Err(err) => return err.to_compile_error().into(),
+    };
+    match item::PerCpuStatic::from_item(item) {
+        Ok(var) => expand::expand(&var, &args.runtime_path()).into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}

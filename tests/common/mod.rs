@@ -1,0 +1,40 @@
+//! Helpers shared by the hosted integration tests: threads acting as CPUs.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::sync::{Barrier, Mutex, MutexGuard, OnceLock};
+
+/// The number of CPUs the hosted tests simulate.
+pub const CPUS: usize = 4;
+
+/// Initializes `CPUS` areas on the heap once per test binary, and serializes the tests that use them
+/// (two tests acting as the same CPU at once would share its area).
+pub fn cpus() -> MutexGuard<'static, ()> {
+    static INIT: OnceLock<()> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    INIT.get_or_init(|| {
+        let layout = percpu::percpu_area_layout_expected(CPUS);
+        // SAFETY: a non-zero-sized layout; the areas are leaked and live for the whole process.
+        let base = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!base.is_null());
+        assert_eq!(percpu::init(base, CPUS), Ok(CPUS));
+    });
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `body(cpu, barrier)` on `CPUS` threads at once, thread `cpu` acting as CPU `cpu`.
+pub fn on_each_cpu<F>(body: F)
+where
+    F: Fn(usize, &Barrier) + Sync,
+{
+    let barrier = Barrier::new(CPUS);
+    std::thread::scope(|scope| {
+        for cpu in 0..CPUS {
+            let (body, barrier) = (&body, &barrier);
+            scope.spawn(move || {
+                percpu::init_percpu_reg(cpu);
+                body(cpu, barrier);
+            });
+        }
+    });
+}

@@ -1,0 +1,46 @@
+//! `sp-naive`: one CPU, per-CPU variables are plain globals; no initialization or register is needed.
+
+use percpu::def_percpu;
+
+#[def_percpu]
+static COUNT: i32 = -3;
+#[def_percpu]
+static NAME: &str = "cpu";
+
+#[test]
+fn variables_are_plain_globals() {
+    assert_eq!(COUNT.read_current(), -3);
+    COUNT.add_current(10);
+    COUNT.sub_current(2);
+    assert_eq!(COUNT.read_current(), 5);
+    COUNT.with_current(|count| *count *= 2);
+    assert_eq!(COUNT.read_current(), 10);
+    // SAFETY: CPU 0 is the only CPU; no reference is live.
+    unsafe {
+        assert_eq!(COUNT.remote_ptr(0), COUNT.current_ptr());
+        assert_eq!(COUNT.current_ptr() as usize, COUNT.symbol_vma());
+        assert_eq!(*COUNT.remote_ref_raw(0), 10);
+    }
+    assert_eq!(COUNT.offset(), COUNT.symbol_vma());
+    COUNT.reset_to_init();
+    assert_eq!(COUNT.read_current(), -3);
+    NAME.with_current(|name| assert_eq!(*name, "cpu"));
+}
+
+#[test]
+fn initialization_reports_one_cpu() {
+    assert_eq!(percpu::init_in_place(), Ok(1));
+    assert_eq!(percpu::init(std::ptr::null_mut(), 4), Ok(1));
+    assert_eq!(percpu::percpu_area_num(), 1);
+    assert_eq!(percpu::cpu_count(), 1);
+    assert_eq!(percpu::percpu_area_size(), 0);
+    assert_eq!(percpu::percpu_area_base(0), 0);
+    assert_eq!(percpu::read_percpu_reg(), 0);
+    percpu::init_percpu_reg(0);
+}
+
+#[test]
+#[should_panic(expected = "CPU id 1 is out of range: 1 per-CPU areas are initialized")]
+fn only_cpu_zero_exists() {
+    percpu::init_percpu_reg(1);
+}

@@ -1,0 +1,4 @@
+#[percpu::def_percpu]
+static COUNTER: _ = 0u64;
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[percpu::def_percpu]
+#[unsafe(link_section = ".data")]
+static COUNTER: u64 = 0;
+
+fn main() {}

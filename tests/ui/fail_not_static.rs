@@ -1,0 +1,6 @@
+#[percpu::def_percpu]
+fn counter() -> u64 {
+    0
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[percpu::def_percpu(align = 64)]
+static COUNTER: u64 = 0;
+
+fn main() {}

@@ -35,7 +35,7 @@ fn add_current_is_not_split_by_an_interrupt() {
     // SAFETY: installs a handler that only does async-signal-safe work (per-CPU adds, an atomic add).
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_signal as usize;
+        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
         action.sa_flags = libc::SA_RESTART;
         assert_eq!(libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()), 0);
     }

@@ -31,9 +31,10 @@ impl Drop for NoPreempt {
     }
 }
 
-/// The guard of `read_current` / `write_current`: a [`NoPreempt`] where the access takes several
-/// instructions (reading the register, then the memory), nothing where it is one instruction.
-#[doc(hidden)]
+/// Keeps the task on this CPU for one `read_current` / `write_current` where that is needed: it
+/// disables preemption (feature `preempt`) on architectures where such an access takes several
+/// instructions (reading the register, then the memory), and is free where it is one instruction
+/// (x86_64) or without the `preempt` feature.
 pub struct AccessGuard {
     _not_send: PhantomData<*mut ()>,
 }
@@ -73,16 +74,20 @@ impl Drop for AccessGuard {
 
 /// Runs `f` on this CPU's copy of the `T` at `vma`, with preemption disabled, and (debug builds) after
 /// checking that no other `with_current` of the same data runs on this CPU.
+///
+/// # Safety
+///
+/// `vma` must designate a `T` in every area, and this CPU's register must be initialized.
 #[doc(hidden)]
 #[inline]
-pub fn with_current<T, R>(vma: usize, f: impl FnOnce(&mut T) -> R) -> R {
+pub unsafe fn with_current<T, R>(vma: usize, f: impl FnOnce(&mut T) -> R) -> R {
     let _preempt = NoPreempt::new();
     #[cfg(debug_assertions)]
     let _borrow = borrow::Exclusive::new(vma);
     // SAFETY: this task stays on this CPU (preemption disabled with `preempt`; a kernel without it does
     // not migrate tasks in the middle of a call), and no other `&mut` to this copy exists: a second
     // `with_current` on it would have panicked above in debug builds, and is excluded by the documented
-    // contract in release builds. `vma` comes from a per-CPU static or a live allocation.
+    // contract in release builds. The caller vouches for `vma`.
     f(unsafe { &mut *raw::current_ptr::<T>(vma) })
 }
 

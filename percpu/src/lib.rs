@@ -96,6 +96,7 @@ pub use area::{
     percpu_area_size, percpu_area_stride, read_percpu_reg, write_percpu_reg, PERCPU_AREA_ALIGN,
     PERCPU_MAX_ALIGN,
 };
+pub use guard::AccessGuard;
 pub use init_error::InitError;
 pub use percpu_macros::def_percpu;
 pub use primitive::{PerCpuInteger, PerCpuPrimitive};

@@ -40,6 +40,18 @@ pub unsafe fn remote_ptr<T>(cpu_id: usize, vma: usize) -> *mut T {
     base.wrapping_add(crate::offset_of_vma(vma)) as *mut T
 }
 
+/// Runs `f` on this CPU's copy of the `T` at `vma`, with preemption disabled (feature `preempt`).
+///
+/// # Safety
+///
+/// `vma` as in the [module documentation](self). The debug-build check against a nested call on the
+/// same data applies, as for [`with_current`](crate::EXAMPLE_PERCPU_DATA_WRAPPER::with_current).
+#[inline]
+pub unsafe fn with_current<T, R>(vma: usize, f: impl FnOnce(&mut T) -> R) -> R {
+    // SAFETY: forwarded to the caller.
+    unsafe { crate::guard::with_current(vma, f) }
+}
+
 /// Reads this CPU's copy of the `T` at `vma` (one instruction on x86_64).
 ///
 /// # Safety

@@ -119,7 +119,8 @@ pub fn expand(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
             where
                 F: FnOnce(&mut #ty) -> T,
             {
-                #rt::__priv::with_current(self.symbol_vma(), f)
+                // SAFETY: the VMA of this static designates a `T` in every area.
+                unsafe { #rt::__priv::with_current(self.symbol_vma(), f) }
             }
 
             /// Resets this CPU's copy to the initial value (evaluating the initializer again).

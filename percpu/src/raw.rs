@@ -22,6 +22,7 @@ use crate::{PerCpuInteger, PerCpuPrimitive};
 ///
 /// See the [module documentation](self); using the pointer also requires staying on this CPU.
 #[inline]
+#[cfg_attr(feature = "sp-naive", allow(unused_unsafe))] // there, the VMA is the pointer
 pub unsafe fn current_ptr<T>(vma: usize) -> *mut T {
     // SAFETY: forwarded to the caller.
     unsafe { crate::__percpu_access!(ptr, T, vma vma) }

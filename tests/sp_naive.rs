@@ -1,6 +1,14 @@
 //! `sp-naive`: one CPU, per-CPU variables are plain globals; no initialization or register is needed.
 
+use std::sync::{Mutex, MutexGuard};
+
 use percpu::def_percpu;
+
+/// There is one CPU: the tests, which run on several threads, take turns being it.
+fn the_cpu() -> MutexGuard<'static, ()> {
+    static CPU: Mutex<()> = Mutex::new(());
+    CPU.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 #[def_percpu]
 static COUNT: i32 = -3;
@@ -9,6 +17,7 @@ static NAME: &str = "cpu";
 
 #[test]
 fn variables_are_plain_globals() {
+    let _cpu = the_cpu();
     assert_eq!(COUNT.read_current(), -3);
     COUNT.add_current(10);
     COUNT.sub_current(2);
@@ -29,6 +38,7 @@ fn variables_are_plain_globals() {
 
 #[test]
 fn initialization_reports_one_cpu() {
+    let _cpu = the_cpu();
     assert_eq!(percpu::init_in_place(), Ok(1));
     assert_eq!(percpu::init(std::ptr::null_mut(), 4), Ok(1));
     assert_eq!(percpu::percpu_area_num(), 1);
@@ -42,5 +52,29 @@ fn initialization_reports_one_cpu() {
 #[test]
 #[should_panic(expected = "CPU id 1 is out of range: 1 per-CPU areas are initialized")]
 fn only_cpu_zero_exists() {
+    let _cpu = the_cpu();
     percpu::init_percpu_reg(1);
+}
+
+#[test]
+fn run_time_allocation_works_on_one_cpu() {
+    use percpu_alloc::{alloc_percpu, GlobalAllocSource, PerCpu, PerCpuCounter};
+    let _cpu = the_cpu();
+    percpu_alloc::init(&GlobalAllocSource).expect("init without areas");
+    let value = alloc_percpu::<u32>().unwrap();
+    value.write_current(40);
+    value.add_current(3);
+    value.sub_current(1);
+    assert_eq!(value.read_current(), 42);
+    let counter = PerCpuCounter::new().unwrap();
+    counter.add(5);
+    counter.dec();
+    assert_eq!(counter.sum(), 4);
+    let mut names = PerCpu::new_with(|cpu| format!("cpu{cpu}")).unwrap();
+    names.with_current(|name| name.push('!'));
+    assert_eq!(names.iter().collect::<Vec<_>>(), ["cpu0!"]);
+    // SAFETY: CPU 0 is the only CPU.
+    assert_eq!(unsafe { value.remote_ptr(0) }, unsafe {
+        value.current_ptr()
+    });
 }

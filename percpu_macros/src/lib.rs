@@ -21,7 +21,7 @@ mod item;
 
 /// Defines a per-CPU static variable: every CPU gets its own copy, initialized to `init`.
 ///
-/// ```rust,ignore
+/// ```text
 /// #[percpu::def_percpu]
 /// static COUNTER: u64 = 0;
 ///

@@ -7,17 +7,21 @@ use std::sync::{Barrier, Mutex, MutexGuard, OnceLock};
 /// The number of CPUs the hosted tests simulate.
 pub const CPUS: usize = 4;
 
-/// Initializes `CPUS` areas on the heap once per test binary, and serializes the tests that use them
+/// Bytes of every area reserved for run-time allocated per-CPU data.
+pub const RESERVE: usize = 64 * 1024;
+
+/// Initializes `CPUS` areas (with a dynamic reserve) on the heap once per test binary, and serializes
+/// the tests that use them
 /// (two tests acting as the same CPU at once would share its area).
 pub fn cpus() -> MutexGuard<'static, ()> {
     static INIT: OnceLock<()> = OnceLock::new();
     static LOCK: Mutex<()> = Mutex::new(());
     INIT.get_or_init(|| {
-        let layout = percpu::percpu_area_layout_expected(CPUS);
+        let layout = percpu::percpu_area_layout_with_reserve(CPUS, RESERVE);
         // SAFETY: a non-zero-sized layout; the areas are leaked and live for the whole process.
         let base = unsafe { std::alloc::alloc_zeroed(layout) };
         assert!(!base.is_null());
-        assert_eq!(percpu::init(base, CPUS), Ok(CPUS));
+        assert_eq!(percpu::init_with_reserve(base, CPUS, RESERVE), Ok(CPUS));
     });
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -1,0 +1,55 @@
+//! What can go wrong when allocating per-CPU memory.
+
+use core::fmt;
+
+/// Why a per-CPU allocation failed. Nothing in this crate panics on a bad size or alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AllocError {
+    /// [`init`](crate::init) has not been called.
+    NotInitialized,
+    /// The object is larger than a unit's dynamic capacity ([`max_size`](crate::max_size)).
+    TooLarge,
+    /// The alignment exceeds what the per-CPU areas provide ([`max_align`](crate::max_align)).
+    UnsupportedAlignment,
+    /// The chunk source had no memory for a further chunk.
+    SourceExhausted,
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotInitialized => "dynamic per-CPU allocation is not initialized",
+            Self::TooLarge => "the object is larger than a per-CPU unit",
+            Self::UnsupportedAlignment => "the alignment is larger than the per-CPU areas support",
+            Self::SourceExhausted => "the chunk source has no memory for a further per-CPU chunk",
+        })
+    }
+}
+
+impl core::error::Error for AllocError {}
+
+/// Why [`init`](crate::init) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InitError {
+    /// The per-CPU areas are not initialized (`percpu::init_with_reserve` first).
+    AreasNotInitialized,
+    /// The areas or their stride are not page-aligned: initialize them with
+    /// `percpu::init_with_reserve`, whose layout is page-aligned.
+    AreasNotPageAligned,
+    /// [`init`](crate::init) was already called: live handles depend on the first initialization.
+    AlreadyInitialized,
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::AreasNotInitialized => "the per-CPU areas are not initialized",
+            Self::AreasNotPageAligned => {
+                "the per-CPU areas are not page-aligned: use percpu::init_with_reserve"
+            }
+            Self::AlreadyInitialized => "dynamic per-CPU allocation is already initialized",
+        })
+    }
+}
+
+impl core::error::Error for InitError {}

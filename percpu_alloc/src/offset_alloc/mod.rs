@@ -1,0 +1,422 @@
+//! The allocator core: hands out offsets from an abstract offset space.
+//!
+//! # The offset space
+//!
+//! A dynamic per-CPU object lives at the same offset in every CPU's unit, so
+//! allocating one means choosing an offset. The offsets come from *chunks*:
+//!
+//! - the **first chunk**, `first_start..first_start + first_len`, is the
+//!   dynamic tail of each CPU area; it may be empty and is never released;
+//! - **further chunks**, `base..base + unit`, are handed in by the caller with
+//!   [`OffsetAllocator::add_chunk`] when [`OffsetAllocator::alloc`] reports
+//!   [`AllocError::NeedChunk`]. A further chunk that becomes entirely free is
+//!   kept as the one spare, or handed back to the caller by
+//!   [`OffsetAllocator::free`] if a spare already exists.
+//!
+//! Offsets are plain `usize` values. The caller derives chunk bases with
+//! wrapping arithmetic, so a base may be "negative" (close to `usize::MAX`),
+//! but no chunk runs past `usize::MAX`, so offsets within a chunk are ordered
+//! as usual. Alignment is absolute: an offset aligned to `align` is a multiple
+//! of `align`. Further chunks start at multiples of [`MAX_ALIGN`], so every
+//! supported alignment is available in them; the first chunk only needs to
+//! start at a multiple of [`GRANULE`].
+//!
+//! The allocator never touches per-CPU memory; it only hands out numbers.
+//! Its metadata lives on the heap: [`OffsetAllocator::add_chunk`] allocates
+//! it and [`OffsetAllocator::free`] drops it when it releases a chunk, but
+//! [`OffsetAllocator::alloc`] never allocates heap memory.
+//!
+//! # Design
+//!
+//! Sizes are rounded up to a whole number of [`GRANULE`]s (8 bytes), with no
+//! further rounding, so a 24-byte object takes 24 bytes and a 4-byte one 8.
+//! With 8-byte granules every alignment up to 8 comes for free, which keeps
+//! the common search a single descent of a tree.
+//!
+//! Every chunk has
+//!
+//! - a *used* bitmap with one bit per granule;
+//! - a *boundary* bitmap marking the first granule of each live allocation
+//!   and the granule just past it, from which `free` recovers the size, plus
+//!   three bit planes recording each allocation's rounding slack, so that
+//!   the exact requested size is known too;
+//! - a complete binary tree over the 64-bit bitmap words in which every node
+//!   holds the free run at the start of its span, the one at its end, and
+//!   the longest one inside. It finds the leftmost run of `n` free granules
+//!   in O(log words). Updating it after a change also takes O(log words), and
+//!   stops at the first node that comes out unchanged. A change confined to
+//!   one word is propagated lazily, at the next allocation or the next change
+//!   of another word, so an object freed before the next allocation costs no
+//!   tree update beyond its leaf.
+//!
+//! Across chunks, a max-tree over the chunks' longest free runs finds the
+//! first chunk with room in O(log chunks). Chunks are ordered from oldest to
+//! newest, the first chunk leading, so allocations pack into old chunks and
+//! new chunks drain and get released first. `free` finds the chunk of an
+//! offset by binary search over the chunk bases.
+//!
+//! So, for an alignment up to [`GRANULE`] (every natural alignment of objects
+//! up to 8 bytes, and the usual alignment of larger ones), `alloc` and `free`
+//! take O(log chunks + log words per chunk) time, plus time linear in the
+//! size of the allocation for bitmap updates. A larger alignment is exact as
+//! well (a free suitably aligned place is always found if one exists) but may
+//! also inspect misaligned free runs of the requested length, in any chunk
+//! whose longest free run is long enough. Adding or releasing a chunk costs
+//! O(chunks) on top of the chunk's own metadata.
+
+mod bits;
+mod chunk;
+mod error;
+mod max_tree;
+
+#[cfg(test)]
+mod tests;
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use chunk::Chunk;
+pub use error::{AddChunkError, AllocError, ConfigError, FreeError};
+use max_tree::MaxTree;
+
+/// Allocation granule in bytes: every allocation is rounded up to a multiple
+/// of it, and every offset handed out is a multiple of it.
+pub const GRANULE: usize = 8;
+
+/// Largest supported alignment in bytes (the page size). Further chunks must
+/// start at a multiple of it.
+pub const MAX_ALIGN: usize = 4096;
+
+/// Usage figures of an [`OffsetAllocator`].
+///
+/// All byte counts are per unit, i.e. per CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Number of live allocations.
+    pub live_allocations: usize,
+    /// Sum of the sizes requested by the live allocations.
+    pub requested_bytes: usize,
+    /// Bytes reserved for the live allocations: the requested sizes rounded
+    /// up to whole granules.
+    pub reserved_bytes: usize,
+    /// Number of chunks, the first chunk included if it is not empty.
+    pub chunks: usize,
+    /// Total size of all chunks in bytes (only whole granules of the first
+    /// chunk count).
+    pub chunk_bytes: usize,
+    /// Number of further chunks without any live allocation (spare chunks).
+    pub free_chunks: usize,
+}
+
+/// Allocator of offsets in an offset space made of chunks.
+///
+/// See the [module documentation](self) for the memory model and the design.
+/// This is a plain `&mut self` structure; callers that share it wrap it in a
+/// lock of their choice.
+pub struct OffsetAllocator {
+    /// Bytes per further chunk: the stride between the CPUs' areas.
+    unit: usize,
+    /// Usable bytes of the first chunk (a multiple of [`GRANULE`], maybe 0).
+    first_bytes: usize,
+    /// All chunks from oldest to newest; a non-empty first chunk is at index 0.
+    chunks: Vec<Chunk>,
+    /// `(base, index in chunks)` of every chunk, sorted by base.
+    by_base: Vec<(usize, usize)>,
+    /// Longest free run (in granules) of every chunk, indexed like `chunks`.
+    largest_runs: MaxTree,
+    /// The only chunk that may be unsettled (see [`Chunk::settle`]); its
+    /// entry in `largest_runs` is up to date only once it is settled.
+    unsettled: Option<usize>,
+    /// Number of further chunks without live allocations.
+    free_chunks: usize,
+    /// Number of live allocations.
+    live: usize,
+    /// Sum of the requested sizes of the live allocations.
+    requested: usize,
+    /// Sum of the granule-rounded sizes of the live allocations.
+    reserved: usize,
+}
+
+impl OffsetAllocator {
+    /// Creates an allocator for per-CPU units of `unit` bytes whose first
+    /// chunk covers offsets `first_start..first_start + first_len`.
+    ///
+    /// `unit` must be a non-zero multiple of [`GRANULE`] and `first_start` a
+    /// multiple of [`GRANULE`]; `first_len` may be 0 (no first chunk) and is
+    /// rounded down to a multiple of [`GRANULE`].
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::BadUnit`] or [`ConfigError::BadFirstChunk`] if the
+    /// requirements above are not met, if `unit` exceeds `u32::MAX` granules,
+    /// if `first_len > unit`, or if the first chunk runs past `usize::MAX`.
+    pub fn new(unit: usize, first_start: usize, first_len: usize) -> Result<Self, ConfigError> {
+        if unit == 0 || !unit.is_multiple_of(GRANULE) || u32::try_from(unit / GRANULE).is_err() {
+            return Err(ConfigError::BadUnit);
+        }
+        if !first_start.is_multiple_of(GRANULE)
+            || first_len > unit
+            || first_len
+                .checked_sub(1)
+                .is_some_and(|last| first_start.checked_add(last).is_none())
+        {
+            return Err(ConfigError::BadFirstChunk);
+        }
+        let first_granules = first_len / GRANULE;
+        let mut allocator = Self {
+            unit,
+            first_bytes: first_granules * GRANULE,
+            chunks: Vec::new(),
+            by_base: Vec::new(),
+            largest_runs: MaxTree::new(),
+            unsettled: None,
+            free_chunks: 0,
+            live: 0,
+            requested: 0,
+            reserved: 0,
+        };
+        if first_granules > 0 {
+            allocator.push_chunk(Chunk::new(first_start, first_granules));
+        }
+        Ok(allocator)
+    }
+
+    /// Bytes per unit, which is also the size of every further chunk.
+    pub fn unit(&self) -> usize {
+        self.unit
+    }
+
+    /// Allocates `size` bytes aligned to `align` and returns their offset.
+    ///
+    /// The returned range `offset..offset + size` lies inside one chunk and
+    /// overlaps no other live allocation; `offset` is a multiple of `align`
+    /// and of [`GRANULE`]. The size is rounded up to whole granules.
+    ///
+    /// # Errors
+    ///
+    /// - [`AllocError::BadAlign`] if `align` is not a power of two or exceeds
+    ///   [`MAX_ALIGN`];
+    /// - [`AllocError::ZeroSize`] if `size` is 0 (zero-sized objects need no
+    ///   allocation);
+    /// - [`AllocError::TooLarge`] if `size` exceeds the unit;
+    /// - [`AllocError::NeedChunk`] if the request is valid but no chunk has
+    ///   room for it: after [`add_chunk`](Self::add_chunk), retrying succeeds.
+    pub fn alloc(&mut self, size: usize, align: usize) -> Result<usize, AllocError> {
+        if !align.is_power_of_two() || align > MAX_ALIGN {
+            return Err(AllocError::BadAlign);
+        }
+        if size == 0 {
+            return Err(AllocError::ZeroSize);
+        }
+        if size > self.unit {
+            return Err(AllocError::TooLarge);
+        }
+        let reserved = size.next_multiple_of(GRANULE);
+        let len = reserved / GRANULE;
+        // `len` fits: the unit is at most u32::MAX granules.
+        let min_run = len as u32;
+        let align_granules = (align / GRANULE).max(1);
+        self.settle();
+        let mut candidate = self.largest_runs.first_at_least(min_run, 0);
+        while let Some(index) = candidate {
+            let chunk = &self.chunks[index];
+            // Granules from the chunk base to the first aligned offset.
+            let phase = (chunk.base().wrapping_neg() & (align - 1)) / GRANULE;
+            if let Some(start) = chunk.find(len, align_granules, phase) {
+                return Ok(self.commit(index, start, len, reserved - size));
+            }
+            // Only reachable with `align > GRANULE`: the run was misaligned.
+            candidate = self.largest_runs.first_at_least(min_run, index + 1);
+        }
+        Err(AllocError::NeedChunk)
+    }
+
+    /// Records the allocation of `len` granules at granule `start` of chunk
+    /// `index`, `slack` bytes more than requested, and returns its offset.
+    fn commit(&mut self, index: usize, start: usize, len: usize, slack: usize) -> usize {
+        let is_further = self.is_further(index);
+        let chunk = &mut self.chunks[index];
+        if chunk.live() == 0 && is_further {
+            self.free_chunks -= 1;
+        }
+        chunk.insert(start, len, slack);
+        self.unsettled = Some(index);
+        let reserved = len * GRANULE;
+        self.live += 1;
+        self.requested += reserved - slack;
+        self.reserved += reserved;
+        chunk.base() + start * GRANULE
+    }
+
+    /// Frees the live allocation starting at `offset`.
+    ///
+    /// Returns `Ok(Some(base))` if this left a further chunk entirely free
+    /// while another entirely free further chunk (the spare) already exists:
+    /// the allocator has then dropped the chunk starting at `base`, and the
+    /// caller should return its memory to the backing source. Otherwise
+    /// returns `Ok(None)`; a further chunk that became free is kept as the
+    /// spare.
+    ///
+    /// # Errors
+    ///
+    /// [`FreeError::NotAllocated`], changing nothing, if `offset` is not the
+    /// start of a live allocation.
+    pub fn free(&mut self, offset: usize) -> Result<Option<usize>, FreeError> {
+        let (index, start) = self.locate(offset).ok_or(FreeError::NotAllocated)?;
+        let is_further = self.is_further(index);
+        if self.unsettled != Some(index) {
+            self.settle();
+        }
+        let chunk = &mut self.chunks[index];
+        let (len, slack) = chunk.remove(start).ok_or(FreeError::NotAllocated)?;
+        self.unsettled = Some(index);
+        let reserved = len * GRANULE;
+        self.live -= 1;
+        self.requested -= reserved - slack;
+        self.reserved -= reserved;
+        if chunk.live() == 0 && is_further {
+            if self.free_chunks > 0 {
+                // All other chunks are settled.
+                self.unsettled = None;
+                return Ok(Some(self.remove_chunk(index)));
+            }
+            self.free_chunks += 1;
+        }
+        Ok(None)
+    }
+
+    /// Size in bytes, as requested, of the live allocation starting at
+    /// `offset`, or `None` if no live allocation starts there.
+    pub fn allocation_size(&self, offset: usize) -> Option<usize> {
+        let (index, start) = self.locate(offset)?;
+        let (len, slack) = self.chunks[index].extent(start)?;
+        Some(len * GRANULE - slack)
+    }
+
+    /// Adds the further chunk `base..base + unit`.
+    ///
+    /// Call this after [`alloc`](Self::alloc) reported
+    /// [`AllocError::NeedChunk`], then retry the allocation. Adding chunks at
+    /// other times is allowed too; they count as spare chunks until used.
+    ///
+    /// This allocates the chunk's metadata (about one byte per 8 bytes of
+    /// chunk) on the heap.
+    ///
+    /// # Errors
+    ///
+    /// - [`AddChunkError::Misaligned`] if `base` is not a multiple of
+    ///   [`MAX_ALIGN`];
+    /// - [`AddChunkError::Wraps`] if the chunk would run past `usize::MAX`;
+    /// - [`AddChunkError::Overlaps`] if it overlaps a chunk already present
+    ///   (the first chunk included).
+    pub fn add_chunk(&mut self, base: usize) -> Result<(), AddChunkError> {
+        if !base.is_multiple_of(MAX_ALIGN) {
+            return Err(AddChunkError::Misaligned);
+        }
+        if base.checked_add(self.unit - 1).is_none() {
+            return Err(AddChunkError::Wraps);
+        }
+        let position = self.by_base.partition_point(|&(other, _)| other < base);
+        let overlaps_previous = position.checked_sub(1).is_some_and(|previous| {
+            let (other, index) = self.by_base[previous];
+            base - other < self.chunk_bytes(index)
+        });
+        let overlaps_next = self
+            .by_base
+            .get(position)
+            .is_some_and(|&(other, _)| other - base < self.unit);
+        if overlaps_previous || overlaps_next {
+            return Err(AddChunkError::Overlaps);
+        }
+        self.settle();
+        self.free_chunks += 1;
+        self.push_chunk(Chunk::new(base, self.unit / GRANULE));
+        Ok(())
+    }
+
+    /// Current usage figures, in O(1).
+    pub fn stats(&self) -> Stats {
+        let further = self.chunks.len() - usize::from(self.first_bytes > 0);
+        Stats {
+            live_allocations: self.live,
+            requested_bytes: self.requested,
+            reserved_bytes: self.reserved,
+            chunks: self.chunks.len(),
+            chunk_bytes: self.first_bytes + further * self.unit,
+            free_chunks: self.free_chunks,
+        }
+    }
+
+    /// Settles the unsettled chunk, if any, and updates its largest free run.
+    fn settle(&mut self) {
+        if let Some(index) = self.unsettled.take() {
+            let chunk = &mut self.chunks[index];
+            chunk.settle();
+            self.largest_runs.set(index, chunk.largest_free_run());
+        }
+    }
+
+    /// Whether the chunk at `index` is a further chunk (not the first one).
+    fn is_further(&self, index: usize) -> bool {
+        index > 0 || self.first_bytes == 0
+    }
+
+    /// Size in bytes of the chunk at `index`.
+    fn chunk_bytes(&self, index: usize) -> usize {
+        self.chunks[index].granules() * GRANULE
+    }
+
+    /// Chunk index and granule index within that chunk of `offset`, if it is
+    /// a granule boundary inside a chunk.
+    fn locate(&self, offset: usize) -> Option<(usize, usize)> {
+        let after = self.by_base.partition_point(|&(base, _)| base <= offset);
+        let (base, index) = self.by_base[after.checked_sub(1)?];
+        let within = offset - base;
+        (within < self.chunk_bytes(index) && within.is_multiple_of(GRANULE))
+            .then_some((index, within / GRANULE))
+    }
+
+    /// Appends `chunk` as the newest chunk.
+    fn push_chunk(&mut self, chunk: Chunk) {
+        let index = self.chunks.len();
+        let base = chunk.base();
+        let position = self.by_base.partition_point(|&(other, _)| other < base);
+        self.by_base.insert(position, (base, index));
+        self.chunks.push(chunk);
+        if index < self.largest_runs.capacity() {
+            self.largest_runs
+                .set(index, self.chunks[index].largest_free_run());
+        } else {
+            self.rebuild_largest_runs();
+        }
+    }
+
+    /// Drops the chunk at `index` and returns its base. O(chunks), which is
+    /// negligible next to returning a chunk's memory to the backing source.
+    fn remove_chunk(&mut self, index: usize) -> usize {
+        let base = self.chunks.remove(index).base();
+        self.by_base.retain_mut(|(other, other_index)| {
+            if *other_index > index {
+                *other_index -= 1;
+            }
+            *other != base
+        });
+        self.rebuild_largest_runs();
+        base
+    }
+
+    /// Recomputes the chunk max-tree from scratch.
+    fn rebuild_largest_runs(&mut self) {
+        self.largest_runs
+            .rebuild(self.chunks.iter().map(Chunk::largest_free_run));
+    }
+}
+
+impl fmt::Debug for OffsetAllocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OffsetAllocator")
+            .field("unit", &self.unit)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,236 @@
+//! Run-time allocated per-CPU data on the x86_64 Linux host, with threads acting as CPUs: concurrent
+//! allocation and freeing, every CPU writing its own copy of every live handle, remote cross-checks,
+//! destructors run on every CPU's copy, exact counters, chunk growth and release, and the errors.
+
+mod common;
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use common::{cpus, on_each_cpu, CPUS};
+use percpu_alloc::{
+    alloc_percpu, AllocError, ChunkSource, GlobalAllocSource, PerCpu, PerCpuCounter,
+};
+
+/// Chunks from the global allocator, counted.
+struct CountingSource {
+    live: AtomicUsize,
+    obtained: AtomicUsize,
+}
+
+// SAFETY: forwards to `GlobalAllocSource`.
+unsafe impl ChunkSource for CountingSource {
+    fn alloc_chunk(&self, layout: Layout) -> Option<NonNull<u8>> {
+        self.live.fetch_add(1, Ordering::Relaxed);
+        self.obtained.fetch_add(1, Ordering::Relaxed);
+        GlobalAllocSource.alloc_chunk(layout)
+    }
+    unsafe fn free_chunk(&self, chunk: NonNull<u8>, layout: Layout) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: forwarded.
+        unsafe { GlobalAllocSource.free_chunk(chunk, layout) }
+    }
+}
+
+static SOURCE: CountingSource = CountingSource {
+    live: AtomicUsize::new(0),
+    obtained: AtomicUsize::new(0),
+};
+
+/// The per-CPU areas (with the default dynamic reserve) and dynamic allocation, once per binary.
+fn setup() -> std::sync::MutexGuard<'static, ()> {
+    let guard = cpus();
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| percpu_alloc::init(&SOURCE).expect("init dynamic per-CPU allocation"));
+    guard
+}
+
+#[test]
+fn concurrent_alloc_write_cross_check_and_free() {
+    const PER_CPU: usize = 300;
+    let _setup = setup();
+    let handles: Mutex<Vec<(usize, Arc<PerCpu<u64>>)>> = Mutex::new(Vec::new());
+    on_each_cpu(|cpu, barrier| {
+        // Every CPU allocates at the same time; each handle starts as `owner * 1_000_000 + copy's cpu`.
+        let mine: Vec<_> = (0..PER_CPU)
+            .map(|_| Arc::new(PerCpu::new_with(|copy| (cpu * 1_000_000 + copy) as u64).unwrap()))
+            .collect();
+        handles
+            .lock()
+            .unwrap()
+            .extend(mine.iter().map(|h| (cpu, h.clone())));
+        barrier.wait();
+        let all = handles.lock().unwrap().clone();
+        assert_eq!(all.len(), CPUS * PER_CPU);
+        for (index, (owner, handle)) in all.iter().enumerate() {
+            assert_eq!(handle.read_current(), (owner * 1_000_000 + cpu) as u64);
+            handle.write_current((index * 16 + cpu) as u64);
+            handle.add_current(3);
+            handle.sub_current(1);
+        }
+        barrier.wait();
+        for (index, (_, handle)) in all.iter().enumerate() {
+            for other in 0..CPUS {
+                // SAFETY: `other` is initialized and nobody writes between the barriers.
+                let value = unsafe { *handle.remote_ptr(other) };
+                assert_eq!(
+                    value,
+                    (index * 16 + other) as u64 + 2,
+                    "handle {index}, cpu {other}"
+                );
+            }
+        }
+        barrier.wait();
+        // Free our handles while the others allocate new ones.
+        drop(all);
+        handles.lock().unwrap().retain(|(owner, _)| *owner != cpu);
+        drop(mine);
+        let again: Vec<_> = (0..PER_CPU)
+            .map(|_| alloc_percpu::<[u32; 10]>().unwrap())
+            .collect();
+        for handle in &again {
+            handle.with_current(|value| assert_eq!(*value, [0; 10]));
+        }
+    });
+    assert!(handles.lock().unwrap().is_empty());
+}
+
+/// Counts, per CPU, the destructors of `Tracked` values.
+static DROPS: [AtomicUsize; CPUS] = [const { AtomicUsize::new(0) }; CPUS];
+
+struct Tracked {
+    cpu: usize,
+    _payload: [u8; 24],
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        DROPS[self.cpu].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn drop_runs_on_every_cpus_copy() {
+    let _setup = setup();
+    let before: Vec<_> = DROPS.iter().map(|d| d.load(Ordering::Relaxed)).collect();
+    let handle = PerCpu::new_with(|cpu| Tracked {
+        cpu,
+        _payload: [cpu as u8; 24],
+    })
+    .unwrap();
+    on_each_cpu(|cpu, _| handle.with_current(|value| assert_eq!(value.cpu, cpu)));
+    drop(handle);
+    for cpu in 0..CPUS {
+        assert_eq!(
+            DROPS[cpu].load(Ordering::Relaxed),
+            before[cpu] + 1,
+            "cpu {cpu}"
+        );
+    }
+}
+
+#[test]
+fn counters_sum_exactly() {
+    const ROUNDS: i64 = 100_000;
+    let _setup = setup();
+    let counter = PerCpuCounter::new().unwrap();
+    on_each_cpu(|cpu, _| {
+        for _ in 0..ROUNDS {
+            counter.inc();
+            counter.add(2);
+            counter.dec();
+        }
+        counter.add(cpu as i64);
+    });
+    for cpu in 0..CPUS {
+        assert_eq!(counter.per_cpu(cpu), 2 * ROUNDS + cpu as i64);
+    }
+    assert_eq!(
+        counter.sum(),
+        CPUS as i64 * 2 * ROUNDS + (0..CPUS as i64).sum::<i64>()
+    );
+}
+
+#[test]
+fn remote_references_and_iteration_see_every_copy() {
+    let _setup = setup();
+    let mut names = PerCpu::new_with(|cpu| format!("cpu{cpu}")).unwrap();
+    on_each_cpu(|cpu, _| names.with_current(|name| name.push_str(&format!("-{cpu}"))));
+    assert_eq!(names.remote_ref(2), "cpu2-2");
+    let all: Vec<_> = names.iter().cloned().collect();
+    assert_eq!(
+        all,
+        (0..CPUS)
+            .map(|cpu| format!("cpu{cpu}-{cpu}"))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+#[should_panic(expected = "CPU id 9 is out of range: 4 CPUs")]
+fn remote_ref_past_the_cpus_panics() {
+    let _setup = setup();
+    let mut handle = alloc_percpu::<u8>().unwrap();
+    handle.remote_ref(9);
+}
+
+#[test]
+fn chunks_grow_and_are_released() {
+    let _setup = setup();
+    let unit = percpu_alloc::max_size();
+    let obtained = SOURCE.obtained.load(Ordering::Relaxed);
+    // More than a unit's worth of 1000-byte objects: needs further chunks.
+    let handles: Vec<_> = (0..3 * unit / 1000)
+        .map(|_| PerCpu::new_with(|_| [0u8; 1000]).unwrap())
+        .collect();
+    assert!(
+        SOURCE.obtained.load(Ordering::Relaxed) >= obtained + 2,
+        "further chunks were obtained"
+    );
+    on_each_cpu(|cpu, _| {
+        for handle in &handles {
+            handle.with_current(|bytes| bytes.fill(cpu as u8));
+        }
+    });
+    for handle in &handles {
+        for cpu in 0..CPUS {
+            // SAFETY: initialized CPU, no writer.
+            assert!(unsafe { &*handle.remote_ptr(cpu) }
+                .iter()
+                .all(|&b| b == cpu as u8));
+        }
+    }
+    drop(handles);
+    // Emptied chunks go back to the source, but one spare.
+    assert!(
+        SOURCE.live.load(Ordering::Relaxed) <= 1,
+        "live chunks: {}",
+        SOURCE.live.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn bad_sizes_and_alignments_are_errors_and_zero_sized_types_are_free() {
+    let _setup = setup();
+    #[repr(align(8192))]
+    struct OverAligned(#[allow(dead_code)] u8);
+    struct Huge(#[allow(dead_code)] [u8; 256 << 10]);
+    assert_eq!(
+        PerCpu::new_with(|_| OverAligned(0)).unwrap_err(),
+        AllocError::UnsupportedAlignment
+    );
+    assert_eq!(
+        PerCpu::<Huge>::new_with(|_| unreachable!()).unwrap_err(),
+        AllocError::TooLarge
+    );
+    let before = percpu_alloc::stats().unwrap();
+    let unit = alloc_percpu::<()>().unwrap();
+    on_each_cpu(|_, _| unit.with_current(|()| ()));
+    assert_eq!(percpu_alloc::stats().unwrap(), before);
+    assert_eq!(
+        AllocError::TooLarge.to_string(),
+        "the object is larger than a per-CPU unit"
+    );
+}

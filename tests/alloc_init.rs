@@ -1,50 +1,50 @@
-//! Setting up dynamic per-CPU allocation: what happens before, with unsuitable areas, and twice.
+//! Setting up dynamic per-CPU allocation: what happens before, with unsuitable areas, with areas that
+//! have no dynamic reserve (as a kernel's `init_in_place` gives), and twice.
 
-use percpu_alloc::{alloc_percpu, AllocError, GlobalAllocSource, InitError, PerCpuCounter};
+use percpu_alloc::{alloc_percpu, AllocError, GlobalAllocSource, InitError, PerCpu, PerCpuCounter};
+
+/// Page-aligned memory for `size` bytes of areas, leaked (areas live for the whole test).
+fn page_aligned(size: usize) -> *mut u8 {
+    let layout = std::alloc::Layout::from_size_align(size + 4096, 4096).unwrap();
+    // SAFETY: non-zero size.
+    unsafe { std::alloc::alloc_zeroed(layout) }
+}
 
 #[test]
 fn initialization_order_and_requirements() {
     // Before anything: allocation reports it, nothing panics.
-    assert_eq!(
-        alloc_percpu::<u64>().unwrap_err(),
-        AllocError::NotInitialized
-    );
-    assert_eq!(
-        PerCpuCounter::new().unwrap_err(),
-        AllocError::NotInitialized
-    );
-    assert_eq!(
-        percpu_alloc::init(&GlobalAllocSource),
-        Err(InitError::AreasNotInitialized)
-    );
+    assert_eq!(alloc_percpu::<u64>().unwrap_err(), AllocError::NotInitialized);
+    assert_eq!(PerCpuCounter::new().unwrap_err(), AllocError::NotInitialized);
+    assert_eq!(percpu_alloc::max_align(), 0);
+    assert_eq!(percpu_alloc::init(&GlobalAllocSource), Err(InitError::AreasNotInitialized));
 
-    // Areas without a reserve are only cache-line aligned: refused.
-    let layout = percpu::percpu_area_layout_expected(2);
-    // SAFETY: non-zero size, leaked (the areas live for the whole test).
-    let base = unsafe {
-        std::alloc::alloc_zeroed(
-            std::alloc::Layout::from_size_align(layout.size() + 4096 + 64, 4096).unwrap(),
-        )
-    };
+    // Area 0 must be page-aligned, or further chunks could not share its offsets.
+    let size = percpu::percpu_area_layout_expected(2).size();
+    let base = page_aligned(size);
     assert_eq!(percpu::init(base.wrapping_add(64), 2), Ok(2));
-    assert_eq!(
-        percpu_alloc::init(&GlobalAllocSource),
-        Err(InitError::AreasNotPageAligned)
-    );
+    assert_eq!(percpu_alloc::init(&GlobalAllocSource), Err(InitError::AreasNotPageAligned));
 
-    // With the default reserve: accepted once.
-    let layout = percpu_alloc::area_layout(2);
-    // SAFETY: as above.
-    let base = unsafe { std::alloc::alloc_zeroed(layout) };
-    assert_eq!(percpu_alloc::init_areas(base, 2), Ok(2));
+    // Areas without a reserve: the stride is the unit, every object lives in further chunks.
+    assert_eq!(percpu::init(base, 2), Ok(2));
     assert_eq!(percpu_alloc::init(&GlobalAllocSource), Ok(()));
-    assert_eq!(
-        percpu_alloc::init(&GlobalAllocSource),
-        Err(InitError::AlreadyInitialized)
-    );
-    assert!(percpu_alloc::max_size() >= percpu_alloc::DEFAULT_RESERVE);
-    let handle = alloc_percpu::<u64>().unwrap();
-    // The first objects come from the reserve of the areas: their offsets are inside an area.
-    assert!(handle.offset() < percpu::percpu_area_stride());
-    assert!(handle.offset() >= percpu::percpu_area_size());
+    assert_eq!(percpu_alloc::init(&GlobalAllocSource), Err(InitError::AlreadyInitialized));
+    let stride = percpu::percpu_area_stride();
+    assert_eq!(percpu_alloc::max_size(), stride);
+    assert_eq!(percpu_alloc::max_align(), 4096.min(1 << stride.trailing_zeros()));
+    let handles: Vec<_> = (0..100).map(|i| PerCpu::new_with(|cpu| (i, cpu)).unwrap()).collect();
+    for (i, handle) in handles.iter().enumerate() {
+        for cpu in 0..2 {
+            // SAFETY: initialized CPUs, nobody else uses the copies.
+            assert_eq!(unsafe { *handle.remote_ptr(cpu) }, (i, cpu));
+        }
+    }
+    #[repr(align(128))]
+    struct CacheLinePair(#[allow(dead_code)] [u8; 128]);
+    if percpu_alloc::max_align() < 128 {
+        let error = PerCpu::new_with(|_| CacheLinePair([0; 128])).unwrap_err();
+        assert_eq!(error, AllocError::UnsupportedAlignment);
+    }
+    struct Big(#[allow(dead_code)] [u8; 8192]);
+    assert!(stride < 8192, "the test's template is small");
+    assert_eq!(PerCpu::new_with(|_| Big([0; 8192])).unwrap_err(), AllocError::TooLarge);
 }

@@ -37,7 +37,10 @@ fn add_current_is_not_split_by_an_interrupt() {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
         action.sa_flags = libc::SA_RESTART;
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()), 0);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+            0
+        );
     }
     let threads: Mutex<Vec<libc::pthread_t>> = Mutex::new(Vec::new());
     let running = AtomicUsize::new(CPUS);
@@ -62,11 +65,15 @@ fn add_current_is_not_split_by_an_interrupt() {
             EVENTS.write_current(0);
             SMALL.write_current(0);
             // SAFETY: pthread_self has no precondition.
-            threads.lock().unwrap().push(unsafe { libc::pthread_self() });
+            threads
+                .lock()
+                .unwrap()
+                .push(unsafe { libc::pthread_self() });
             barrier.wait();
             started.store(true, Ordering::Release);
             let mut my_rounds = 0;
-            while HANDLED.load(Ordering::Relaxed) < SIGNALS && std::time::Instant::now() < deadline {
+            while HANDLED.load(Ordering::Relaxed) < SIGNALS && std::time::Instant::now() < deadline
+            {
                 for _ in 0..1000 {
                     EVENTS.add_current(1);
                     SMALL.add_current(1);
@@ -83,7 +90,10 @@ fn add_current_is_not_split_by_an_interrupt() {
     });
     let handled = HANDLED.load(Ordering::Relaxed);
     let rounds = rounds.load(Ordering::Relaxed);
-    assert!(handled >= SIGNALS, "too few signals to mean anything: {handled}");
+    assert!(
+        handled >= SIGNALS,
+        "too few signals to mean anything: {handled}"
+    );
     let (mut events, mut small) = (0u64, 0u16);
     for cpu in 0..CPUS {
         // SAFETY: the CPU threads are done.

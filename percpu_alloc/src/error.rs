@@ -33,8 +33,8 @@ impl core::error::Error for AllocError {}
 pub enum InitError {
     /// The per-CPU areas are not initialized (`percpu::init_with_reserve` first).
     AreasNotInitialized,
-    /// The areas or their stride are not page-aligned: initialize them with
-    /// `percpu::init_with_reserve`, whose layout is page-aligned.
+    /// Area 0 is not page-aligned (further chunks could not share its offsets): initialize the areas
+    /// with `percpu::init_with_reserve`, whose layout is page-aligned, or from the linker snippet.
     AreasNotPageAligned,
     /// [`init`](crate::init) was already called: live handles depend on the first initialization.
     AlreadyInitialized,

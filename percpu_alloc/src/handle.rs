@@ -44,11 +44,12 @@ impl<T> PerCpu<T> {
     /// See [`AllocError`]. Zero-sized types take no memory (and need no [`init`](crate::init)).
     pub fn new_with(mut init: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
         let layout = Layout::new::<T>();
-        if layout.align() > space::max_align() {
-            return Err(AllocError::UnsupportedAlignment);
-        }
         let offset = if layout.size() == 0 {
-            // Any aligned, non-null address serves a zero-sized type: the area bases are aligned.
+            // Any aligned, non-null address serves a zero-sized type: the area bases are aligned to
+            // `PERCPU_AREA_ALIGN`, and a zero-sized type more aligned than that is refused.
+            if layout.align() > percpu::PERCPU_AREA_ALIGN {
+                return Err(AllocError::UnsupportedAlignment);
+            }
             layout.align()
         } else {
             space::alloc(layout)?

@@ -35,6 +35,8 @@ struct Space {
     chunk_layout: Layout,
     /// The base of CPU 0's area (0 in `sp-naive` mode).
     area0: usize,
+    /// The largest alignment every CPU's copy gets: a page, or less when the stride is less aligned.
+    max_align: usize,
 }
 
 // SAFETY: the chunk pointers are owned memory, only touched under the lock.
@@ -43,9 +45,13 @@ unsafe impl Send for Space {}
 /// Sets up dynamic per-CPU allocation on the initialized per-CPU areas, with `source` for further
 /// chunks. The dynamic reserve of the areas (see `percpu::init_with_reserve`) is the first chunk.
 ///
+/// Areas initialized without a reserve (`percpu::init`, or `init_in_place` with the linker snippet)
+/// work too: their stride (the template size rounded up to 64 bytes) is then the unit, so objects are
+/// limited to that size and to the stride's alignment, and all of them live in further chunks.
+///
 /// # Errors
 ///
-/// The areas are not initialized or not page-aligned, or `init` was already called.
+/// The areas are not initialized or area 0 is not page-aligned, or `init` was already called.
 pub fn init(source: &'static dyn ChunkSource) -> Result<(), InitError> {
     let cpu_count = percpu::cpu_count();
     if cpu_count == 0 {
@@ -57,7 +63,7 @@ pub fn init(source: &'static dyn ChunkSource) -> Result<(), InitError> {
         (0, NAIVE_UNIT, 0..0)
     } else {
         let area0 = percpu::percpu_area_base(0);
-        if !area0.is_multiple_of(PAGE_SIZE) || !stride.is_multiple_of(PAGE_SIZE) {
+        if !area0.is_multiple_of(PAGE_SIZE) {
             return Err(InitError::AreasNotPageAligned);
         }
         let static_end = percpu::percpu_area_size().next_multiple_of(percpu::PERCPU_AREA_ALIGN);
@@ -65,6 +71,8 @@ pub fn init(source: &'static dyn ChunkSource) -> Result<(), InitError> {
     };
     let offsets = OffsetAllocator::new(unit, first_chunk.start, first_chunk.len())
         .map_err(|_| InitError::AreasNotPageAligned)?;
+    // CPU `i`'s copy is at `area0 + i × unit + offset`: aligned as far as the unit is.
+    let max_align = PAGE_SIZE.min(1 << unit.trailing_zeros());
     let chunk_layout = cpu_count
         .checked_mul(unit)
         .and_then(|size| Layout::from_size_align(size, PAGE_SIZE).ok())
@@ -81,6 +89,7 @@ pub fn init(source: &'static dyn ChunkSource) -> Result<(), InitError> {
         chunks: BTreeMap::new(),
         chunk_layout,
         area0,
+        max_align,
     });
     Ok(())
 }
@@ -97,23 +106,29 @@ pub fn max_size() -> usize {
     with_space(|space| Ok(space.offsets.unit())).unwrap_or(0)
 }
 
-/// The largest alignment the space serves: a page.
-pub const fn max_align() -> usize {
-    PAGE_SIZE
+/// The largest alignment the space serves: a page, or the alignment of the areas' stride if less
+/// (0 before [`init`]).
+pub fn max_align() -> usize {
+    with_space(|space| Ok(space.max_align)).unwrap_or(0)
 }
 
 /// Reserves `layout` (non-zero size) in every CPU's unit; returns the offset.
 pub(crate) fn alloc(layout: Layout) -> Result<usize, AllocError> {
-    with_space(|space| loop {
-        match space.offsets.alloc(layout.size(), layout.align()) {
-            Ok(offset) => return Ok(offset),
-            Err(offset_alloc::AllocError::NeedChunk) => space.grow()?,
-            Err(offset_alloc::AllocError::TooLarge) => return Err(AllocError::TooLarge),
-            Err(offset_alloc::AllocError::BadAlign) => {
-                return Err(AllocError::UnsupportedAlignment)
-            }
-            Err(offset_alloc::AllocError::ZeroSize) => {
-                unreachable!("percpu_alloc: zero-sized objects take no per-CPU memory")
+    with_space(|space| {
+        if layout.align() > space.max_align {
+            return Err(AllocError::UnsupportedAlignment);
+        }
+        loop {
+            match space.offsets.alloc(layout.size(), layout.align()) {
+                Ok(offset) => return Ok(offset),
+                Err(offset_alloc::AllocError::NeedChunk) => space.grow()?,
+                Err(offset_alloc::AllocError::TooLarge) => return Err(AllocError::TooLarge),
+                Err(offset_alloc::AllocError::BadAlign) => {
+                    return Err(AllocError::UnsupportedAlignment)
+                }
+                Err(offset_alloc::AllocError::ZeroSize) => {
+                    unreachable!("percpu_alloc: zero-sized objects take no per-CPU memory")
+                }
             }
         }
     })

@@ -1,0 +1,49 @@
+// How the x86_64 test kernel is run under QEMU.
+//
+// This file is shared between the kernel (through `#[path]` from `x86_64.rs`,
+// where only the two status constants are compiled) and host-side tools such
+// as the xtask (through `#[path]` or `include!`, where `qemu_args` is also
+// compiled). It therefore uses nothing beyond the std prelude and must not
+// contain inner attributes or inner doc comments.
+
+/// Exit status QEMU reports when the kernel passes: the kernel writes 0x10 to
+/// the `isa-debug-exit` port, and QEMU exits with `(0x10 << 1) | 1`.
+pub const QEMU_PASS_STATUS: i32 = 33;
+
+/// Exit status QEMU reports when the kernel fails: the kernel writes 0x11 to
+/// the `isa-debug-exit` port, and QEMU exits with `(0x11 << 1) | 1`.
+pub const QEMU_FAIL_STATUS: i32 = 35;
+
+/// The QEMU command line (program name first) that boots the kernel ELF at
+/// `kernel` with `smp` CPUs.
+///
+/// The kernel is loaded through its PVH ELF note; `isa-debug-exit` at port
+/// 0xf4 gives it a way to report pass or fail, and `-no-reboot` turns a
+/// triple fault into an exit (with a status that is neither pass nor fail).
+#[cfg(not(target_os = "none"))]
+pub fn qemu_args(smp: usize, kernel: &str) -> Vec<String> {
+    [
+        "qemu-system-x86_64",
+        "-machine",
+        "q35",
+        "-m",
+        "128M",
+        "-smp",
+        &smp.to_string(),
+        "-no-reboot",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        "-nographic",
+        "-monitor",
+        "none",
+        "-serial",
+        "stdio",
+        "-nic",
+        "none",
+        "-kernel",
+        kernel,
+    ]
+    .iter()
+    .map(|arg| arg.to_string())
+    .collect()
+}

@@ -1,0 +1,54 @@
+//! Line-oriented console output shared by all CPUs.
+//!
+//! Each [`println!`](crate::println) line is written under a spin lock so that
+//! the lines of concurrently running CPUs do not interleave. The lock is
+//! bounded: if its holder never lets go (it died with the lock held), the
+//! writer prints anyway rather than hanging the failure report.
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::arch;
+
+/// Held while a line is written.
+static LOCK: AtomicBool = AtomicBool::new(false);
+
+/// Attempts to take [`LOCK`] before printing regardless (a few seconds of
+/// emulated time even on an oversubscribed host).
+const LOCK_ATTEMPTS: usize = 200_000_000;
+
+/// The serial console as a [`fmt::Write`] sink.
+struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        s.bytes().for_each(arch::console_write_byte);
+        Ok(())
+    }
+}
+
+/// Prints `args` and a newline as one uninterrupted line.
+pub fn print_line(args: fmt::Arguments) {
+    let locked = (0..LOCK_ATTEMPTS).any(|_| {
+        let taken = LOCK
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        if !taken {
+            core::hint::spin_loop();
+        }
+        taken
+    });
+    // Writing to the console cannot fail.
+    let _ = Console.write_fmt(format_args!("{args}\n"));
+    if locked {
+        LOCK.store(false, Ordering::Release);
+    }
+}
+
+/// Prints one line on the serial console (see [`print_line`]).
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => {
+        $crate::console::print_line(format_args!($($arg)*))
+    };
+}

@@ -1,0 +1,142 @@
+//! `add_current`/`sub_current` under fire: every CPU hammers its own counters
+//! while a periodic timer interrupt (where the architecture has one) updates
+//! the same counters from the interrupt handler. The read-modify-write of the
+//! interrupted code must not lose the handler's update, nor the handler the
+//! interrupted one's: the final values must be exactly what was added. Then
+//! every CPU sums up all CPUs' counters remotely.
+
+use crate::arch;
+use crate::check::{expect, expect_eq};
+use crate::println;
+
+/// Rounds of add/sub every CPU does at least.
+const MIN_ROUNDS: u64 = 100_000;
+
+/// With a timer, the CPU goes on in chunks of this many rounds until it took
+/// [`MIN_TICKS`] ticks (or did [`MAX_ROUNDS`]), so that plenty of interrupts
+/// land in the middle of the read-modify-writes.
+const CHUNK_ROUNDS: u64 = 10_000;
+const MIN_TICKS: usize = 20;
+const MAX_ROUNDS: u64 = 100 * MIN_ROUNDS;
+
+/// What one timer tick adds to [`HITS`].
+const TICK_WEIGHT: u64 = 1_000_000;
+
+/// Rounds this CPU did.
+#[percpu::def_percpu]
+static ROUNDS: u64 = 0;
+
+/// Incremented by every round (by `cpu + 3`, then decremented by 2) and by
+/// every timer tick (by [`TICK_WEIGHT`]).
+#[percpu::def_percpu]
+static HITS: u64 = 0;
+
+/// Decremented by every round (by 3, then incremented by 1): goes negative.
+#[percpu::def_percpu]
+static BALANCE: i32 = 0;
+
+/// Timer ticks taken by this CPU.
+#[percpu::def_percpu]
+static TICKS: usize = 0;
+
+/// The timer interrupt's work: count the tick and add to the hammered counter.
+pub fn on_timer_tick() {
+    TICKS.add_current(1);
+    HITS.add_current(TICK_WEIGHT);
+}
+
+/// The value of CPU `cpu`'s [`HITS`] after the hammering.
+fn expected_hits(cpu: usize, rounds: u64, ticks: usize) -> u64 {
+    (cpu as u64 + 1) * rounds + ticks as u64 * TICK_WEIGHT
+}
+
+/// The value of a CPU's [`BALANCE`] after the hammering.
+fn expected_balance(rounds: u64) -> i32 {
+    -2 * rounds as i32
+}
+
+/// Does `rounds` rounds of add/sub on this CPU's counters.
+fn hammer_rounds(cpu: usize, rounds: u64) {
+    for _ in 0..rounds {
+        HITS.add_current(cpu as u64 + 3);
+        BALANCE.sub_current(3);
+        HITS.sub_current(2);
+        BALANCE.add_current(1);
+    }
+    ROUNDS.add_current(rounds);
+}
+
+/// Hammers this CPU's counters with the timer running, then checks them.
+pub fn hammer(cpu: usize) {
+    let timer = arch::timer_start();
+    hammer_rounds(cpu, MIN_ROUNDS);
+    while timer && TICKS.read_current() < MIN_TICKS && ROUNDS.read_current() < MAX_ROUNDS {
+        hammer_rounds(cpu, CHUNK_ROUNDS);
+    }
+    arch::timer_stop();
+
+    let (rounds, ticks) = (ROUNDS.read_current(), TICKS.read_current());
+    if timer {
+        expect(
+            cpu,
+            ticks > 0,
+            format_args!("the timer never interrupted the hammering"),
+        );
+    }
+    expect_eq(
+        cpu,
+        format_args!("HITS after {rounds} rounds and {ticks} ticks"),
+        HITS.read_current(),
+        expected_hits(cpu, rounds, ticks),
+    );
+    expect_eq(
+        cpu,
+        format_args!("BALANCE after {rounds} rounds"),
+        BALANCE.read_current(),
+        expected_balance(rounds),
+    );
+    let interrupts = if timer {
+        "timer interrupts adding to the same counter"
+    } else {
+        "no timer interrupts on this architecture"
+    };
+    println!(
+        "cpu {cpu}: {} add/sub ops, {ticks} timer ticks ({interrupts}): nothing lost",
+        4 * rounds
+    );
+}
+
+/// From CPU `cpu`, once every CPU finished [`hammer`]: checks all CPUs'
+/// counters remotely and returns the total ticks.
+pub fn check_remote_sums(cpu: usize, cpus: usize) -> usize {
+    let (mut hits, mut expected, mut ticks) = (0, 0, 0);
+    for other in 0..cpus {
+        // SAFETY: `other` is a running CPU that no longer touches its
+        // counters (its timer is stopped) after the barrier passed by all.
+        let (h, b, r, t) = unsafe {
+            (
+                *HITS.remote_ref_raw(other),
+                *BALANCE.remote_ref_raw(other),
+                *ROUNDS.remote_ref_raw(other),
+                *TICKS.remote_ref_raw(other),
+            )
+        };
+        expect_eq(
+            cpu,
+            format_args!("BALANCE of cpu {other}"),
+            b,
+            expected_balance(r),
+        );
+        hits += h;
+        expected += expected_hits(other, r, t);
+        ticks += t;
+    }
+    expect_eq(
+        cpu,
+        format_args!("sum of HITS over {cpus} cpus"),
+        hits,
+        expected,
+    );
+    println!("cpu {cpu}: counters of all {cpus} cpus summed remotely: {hits} as expected");
+    ticks
+}

@@ -1,0 +1,77 @@
+//! A bare-metal SMP test kernel for the `percpu` crate.
+//!
+//! It boots under QEMU on x86_64, aarch64, riscv64 and loongarch64, starts all
+//! CPUs, and uses `percpu` exactly as a kernel does: it links the crate's
+//! `.percpu` linker-script snippet (see `build.rs`), initializes the per-CPU
+//! areas, points every CPU's per-CPU register at its area, and then runs the
+//! test suite of [`suite`] on all CPUs at once.
+//!
+//! The result is reported on the serial console: a line
+//! `PERCPU-KERNEL-TESTS: PASS` and a QEMU exit with the architecture's pass
+//! status, or `PERCPU-KERNEL-TESTS: FAIL <reason>` and the fail status (also
+//! on a panic or an unexpected trap). `cargo xtask qemu` boots it, and
+//! `cargo xtask test` runs it in all configurations.
+
+#![no_std]
+#![no_main]
+
+mod arch;
+mod check;
+mod console;
+mod counters;
+mod link;
+#[cfg(feature = "preempt")]
+mod preempt;
+mod suite;
+mod sync;
+mod vars;
+
+use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// The most CPUs the kernel runs on (QEMU `-smp 1` to `-smp 8`).
+pub const MAX_CPUS: usize = 8;
+
+/// Entry of the boot CPU, called by the architecture's `_start` with a stack
+/// and a cleared `.bss`.
+pub fn boot_main() -> ! {
+    suite::boot_cpu()
+}
+
+/// Entry of secondary CPU `cpu_id` (1, 2, ...), started by
+/// `arch::start_secondary_cpus` on its own stack.
+pub fn secondary_main(cpu_id: usize) -> ! {
+    suite::secondary_cpu(cpu_id)
+}
+
+/// Called by the architecture's timer interrupt handler on every tick.
+pub fn on_timer_tick() {
+    counters::on_timer_tick()
+}
+
+/// Set by the first failure: later ones (on other CPUs) stay silent.
+static FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Reports a test failure and ends the run with the fail status.
+///
+/// Callable on any CPU, at any time; only the first failure is reported, the
+/// CPUs failing after it stop where they are.
+pub fn fail(reason: fmt::Arguments) -> ! {
+    if !FAILED.swap(true, Ordering::AcqRel) {
+        println!("PERCPU-KERNEL-TESTS: FAIL {reason}");
+        arch::exit(false);
+    }
+    park()
+}
+
+/// Stops this CPU for good (while another one ends the run).
+pub fn park() -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    fail(format_args!("panic: {info}"))
+}

@@ -1,0 +1,261 @@
+//! Installs what the kernel builds and QEMU runs need, only when missing: the
+//! Rust targets (through rustup) and QEMU (through apt, as root).
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use crate::arches::Arch;
+use crate::process::{output, run};
+
+/// The apt source list of the Debian base system, in deb822 format.
+const DEBIAN_SOURCES: &str = "/etc/apt/sources.list.d/debian.sources";
+
+/// The apt source this tool adds for the backports suite.
+const BACKPORTS_SOURCES: &str = "/etc/apt/sources.list.d/percpu-backports.sources";
+
+/// The Debian packages holding the four `qemu-system-*` programs.
+const QEMU_PACKAGES: [&str; 3] = ["qemu-system-x86", "qemu-system-arm", "qemu-system-misc"];
+
+/// How the kernel of an architecture must be built.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Toolchain {
+    /// With the toolchain's prebuilt `core` for the target.
+    Prebuilt,
+    /// With `-Zbuild-std=core` (nightly, `rust-src`): the target has no
+    /// prebuilt `core` on this toolchain.
+    BuildStd,
+}
+
+/// Makes sure the Rust target of `arch` can be built for.
+pub fn ensure_target(arch: &Arch) -> Result<Toolchain, String> {
+    let toolchain: &[&str] = if arch.nightly { &["+nightly"] } else { &[] };
+    let installed = |toolchain: &[&str]| {
+        output(
+            Command::new("rustup")
+                .args(toolchain)
+                .args(["target", "list", "--installed"]),
+        )
+        .map(|list| list.lines().any(|line| line.trim() == arch.target))
+    };
+    if arch.nightly && installed(toolchain).is_err() {
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    if installed(toolchain)? {
+        return Ok(Toolchain::Prebuilt);
+    }
+    let added = run(Command::new("rustup")
+        .args(toolchain)
+        .args(["target", "add", arch.target]));
+    match added {
+        Ok(()) => Ok(Toolchain::Prebuilt),
+        Err(err) if arch.nightly => {
+            eprintln!(
+                "xtask: no prebuilt {} ({err}); building core from source",
+                arch.target
+            );
+            run(Command::new("rustup")
+                .args(toolchain)
+                .args(["component", "add", "rust-src"]))?;
+            Ok(Toolchain::BuildStd)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Makes sure the QEMU program of `arch` is installed: installs QEMU with apt
+/// when missing and running as root, or explains how to otherwise.
+pub fn ensure_qemu(arch: &Arch) -> Result<(), String> {
+    let program = arch.qemu_program();
+    if on_path(&program) {
+        return Ok(());
+    }
+    let suite = backports_suite()?;
+    if !is_root() {
+        return Err(format!(
+            "{program} is missing; install QEMU as root with:\n{}",
+            manual_install(&suite)
+        ));
+    }
+    eprintln!(
+        "xtask: {program} is missing: installing QEMU from {}",
+        suite.name
+    );
+    if !backports_listed(&suite.name) {
+        fs::write(BACKPORTS_SOURCES, suite.deb822())
+            .map_err(|e| format!("cannot write {BACKPORTS_SOURCES}: {e}"))?;
+    }
+    run(Command::new("apt-get").arg("update"))?;
+    run(Command::new("apt-get").args(install_args(&suite.name)))?;
+    if on_path(&program) {
+        Ok(())
+    } else {
+        Err(format!("{program} is still missing after installing QEMU"))
+    }
+}
+
+/// The `apt-get` arguments installing QEMU from the backports suite.
+fn install_args(suite: &str) -> Vec<String> {
+    let mut args = ["install", "-y", "--no-install-recommends", "-t", suite]
+        .map(String::from)
+        .to_vec();
+    args.extend(QEMU_PACKAGES.map(String::from));
+    args
+}
+
+/// The commands a root user runs to install QEMU like [`ensure_qemu`].
+fn manual_install(suite: &Suite) -> String {
+    let mut commands = String::new();
+    if !backports_listed(&suite.name) {
+        let text = suite.deb822().replace('\n', "\\n");
+        commands.push_str(&format!("  printf '{text}' > {BACKPORTS_SOURCES}\n"));
+    }
+    commands.push_str("  apt-get update\n");
+    commands.push_str(&format!(
+        "  apt-get {}",
+        install_args(&suite.name).join(" ")
+    ));
+    commands
+}
+
+/// An apt suite and where it comes from.
+struct Suite {
+    name: String,
+    uris: String,
+    signed_by: Option<String>,
+}
+
+impl Suite {
+    /// The suite as a deb822 source entry.
+    fn deb822(&self) -> String {
+        let mut text = format!(
+            "Types: deb\nURIs: {}\nSuites: {}\nComponents: main\n",
+            self.uris, self.name
+        );
+        if let Some(keyring) = &self.signed_by {
+            text.push_str(&format!("Signed-By: {keyring}\n"));
+        }
+        text
+    }
+}
+
+/// The backports suite of the base system, served from the same archive and
+/// signed by the same keyring as its main suite in [`DEBIAN_SOURCES`].
+fn backports_suite() -> Result<Suite, String> {
+    let text = fs::read_to_string(DEBIAN_SOURCES)
+        .map_err(|e| format!("cannot read {DEBIAN_SOURCES} to find the Debian archive: {e}"))?;
+    parse_backports_suite(&text)
+        .ok_or_else(|| format!("no main Debian suite found in {DEBIAN_SOURCES}"))
+}
+
+/// The backports suite of the main suite of a deb822 source list: the suite
+/// named by the release codename alone (`bookworm`, not `bookworm-updates`).
+fn parse_backports_suite(sources: &str) -> Option<Suite> {
+    sources.split("\n\n").find_map(|stanza| {
+        let field = |name: &str| {
+            stanza.lines().find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                (key.trim() == name).then(|| value.trim().to_string())
+            })
+        };
+        let suites = field("Suites")?;
+        let codename = suites
+            .split_whitespace()
+            .find(|suite| !suite.contains('-'))?;
+        Some(Suite {
+            name: format!("{codename}-backports"),
+            uris: field("URIs")?,
+            signed_by: field("Signed-By"),
+        })
+    })
+}
+
+/// Whether some apt source already lists `suite`.
+fn backports_listed(suite: &str) -> bool {
+    let mut files = vec![Path::new("/etc/apt/sources.list").to_path_buf()];
+    if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
+        files.extend(dir.flatten().map(|entry| entry.path()).filter(|path| {
+            path.extension()
+                .is_some_and(|ext| ext == "list" || ext == "sources")
+        }));
+    }
+    files
+        .iter()
+        .filter_map(|file| fs::read_to_string(file).ok())
+        .any(|text| {
+            text.lines()
+                .filter(|line| !line.trim_start().starts_with('#'))
+                .any(|line| line.split_whitespace().any(|word| word == suite))
+        })
+}
+
+/// Whether `program` is an executable file in a `PATH` directory.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// Whether this process runs as root.
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status.lines().any(|line| {
+            line.strip_prefix("Uid:")
+                .and_then(|ids| ids.split_whitespace().nth(1))
+                .is_some_and(|effective| effective == "0")
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOURCES: &str = "\
+Types: deb
+# http://snapshot.debian.org/archive/debian/20250520T000000Z
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+";
+
+    #[test]
+    fn backports_come_from_the_main_suite() {
+        let suite = parse_backports_suite(SOURCES).expect("a main suite");
+        assert_eq!(suite.name, "bookworm-backports");
+        assert_eq!(
+            suite.deb822(),
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\n\
+             Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        );
+    }
+
+    #[test]
+    fn no_main_suite_no_backports() {
+        let security_only = SOURCES.split("\n\n").nth(1).unwrap();
+        assert!(parse_backports_suite(security_only).is_none());
+    }
+
+    #[test]
+    fn manual_install_names_the_packages_and_the_suite() {
+        let suite = parse_backports_suite(SOURCES).unwrap();
+        let commands = manual_install(&suite);
+        assert!(commands.contains("apt-get update"));
+        assert!(commands.contains(
+            "apt-get install -y --no-install-recommends -t bookworm-backports \
+             qemu-system-x86 qemu-system-arm qemu-system-misc"
+        ));
+    }
+}

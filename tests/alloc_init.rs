@@ -13,25 +13,45 @@ fn page_aligned(size: usize) -> *mut u8 {
 #[test]
 fn initialization_order_and_requirements() {
     // Before anything: allocation reports it, nothing panics.
-    assert_eq!(alloc_percpu::<u64>().unwrap_err(), AllocError::NotInitialized);
-    assert_eq!(PerCpuCounter::new().unwrap_err(), AllocError::NotInitialized);
+    assert_eq!(
+        alloc_percpu::<u64>().unwrap_err(),
+        AllocError::NotInitialized
+    );
+    assert_eq!(
+        PerCpuCounter::new().unwrap_err(),
+        AllocError::NotInitialized
+    );
     assert_eq!(percpu_alloc::max_align(), 0);
-    assert_eq!(percpu_alloc::init(&GlobalAllocSource), Err(InitError::AreasNotInitialized));
+    assert_eq!(
+        percpu_alloc::init(&GlobalAllocSource),
+        Err(InitError::AreasNotInitialized)
+    );
 
     // Area 0 must be page-aligned, or further chunks could not share its offsets.
     let size = percpu::percpu_area_layout_expected(2).size();
     let base = page_aligned(size);
     assert_eq!(percpu::init(base.wrapping_add(64), 2), Ok(2));
-    assert_eq!(percpu_alloc::init(&GlobalAllocSource), Err(InitError::AreasNotPageAligned));
+    assert_eq!(
+        percpu_alloc::init(&GlobalAllocSource),
+        Err(InitError::AreasNotPageAligned)
+    );
 
     // Areas without a reserve: the stride is the unit, every object lives in further chunks.
     assert_eq!(percpu::init(base, 2), Ok(2));
     assert_eq!(percpu_alloc::init(&GlobalAllocSource), Ok(()));
-    assert_eq!(percpu_alloc::init(&GlobalAllocSource), Err(InitError::AlreadyInitialized));
+    assert_eq!(
+        percpu_alloc::init(&GlobalAllocSource),
+        Err(InitError::AlreadyInitialized)
+    );
     let stride = percpu::percpu_area_stride();
     assert_eq!(percpu_alloc::max_size(), stride);
-    assert_eq!(percpu_alloc::max_align(), 4096.min(1 << stride.trailing_zeros()));
-    let handles: Vec<_> = (0..100).map(|i| PerCpu::new_with(|cpu| (i, cpu)).unwrap()).collect();
+    assert_eq!(
+        percpu_alloc::max_align(),
+        4096.min(1 << stride.trailing_zeros())
+    );
+    let handles: Vec<_> = (0..100)
+        .map(|i| PerCpu::new_with(|cpu| (i, cpu)).unwrap())
+        .collect();
     for (i, handle) in handles.iter().enumerate() {
         for cpu in 0..2 {
             // SAFETY: initialized CPUs, nobody else uses the copies.
@@ -46,5 +66,8 @@ fn initialization_order_and_requirements() {
     }
     struct Big(#[allow(dead_code)] [u8; 8192]);
     assert!(stride < 8192, "the test's template is small");
-    assert_eq!(PerCpu::new_with(|_| Big([0; 8192])).unwrap_err(), AllocError::TooLarge);
+    assert_eq!(
+        PerCpu::new_with(|_| Big([0; 8192])).unwrap_err(),
+        AllocError::TooLarge
+    );
 }

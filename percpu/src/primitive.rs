@@ -92,3 +92,17 @@ pub unsafe fn from_loaded<T: PerCpuPrimitive>(bits: u64) -> T {
         T::from_bits(bits)
     }
 }
+
+/// `value`'s bytes as the unsigned integer `R` of the same size, for passing it to an instruction at its
+/// own width (widening it to 64 bits first would cost a zero-extension).
+///
+/// # Safety
+///
+/// `R` is an integer of exactly `size_of::<T>()` bytes.
+#[doc(hidden)]
+#[inline(always)]
+pub unsafe fn bits_as<T: PerCpuPrimitive, R: Copy>(value: T) -> R {
+    debug_assert_eq!(core::mem::size_of::<T>(), core::mem::size_of::<R>());
+    // SAFETY: same size (the caller's contract), and every bit pattern is a valid integer.
+    unsafe { core::mem::transmute_copy(&value) }
+}

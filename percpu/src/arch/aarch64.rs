@@ -58,10 +58,12 @@ macro_rules! __percpu_access {
         vma
     }};
     (ptr, $T:ty, vma $vma:expr) => {{
-        let ptr: *mut $T;
-        ::core::arch::asm!(concat!("mrs {p}, ", $crate::__percpu_a64_tpidr!()), "add {p}, {p}, {v}",
-            p = out(reg) ptr, v = in(reg) $vma, options(pure, readonly, nostack, preserves_flags));
-        ptr
+        // The addition stays outside the asm, so that the compiler can fold it into a `[base, index]`
+        // addressing mode of the access that follows.
+        let base: usize;
+        ::core::arch::asm!(concat!("mrs {b}, ", $crate::__percpu_a64_tpidr!()), b = out(reg) base,
+            options(pure, readonly, nostack, preserves_flags));
+        base.wrapping_add($vma) as *mut $T
     }};
     (read, $T:ty, vma $vma:expr) => {{
         let vma: usize = $vma;
@@ -75,13 +77,25 @@ macro_rules! __percpu_access {
         $crate::__priv::from_loaded::<$T>(bits)
     }};
     (write, $T:ty, vma $vma:expr, $val:expr) => {{
-        let vma: usize = $vma;
-        let bits = <$T as $crate::PerCpuPrimitive>::to_bits($val);
+        let (vma, val): (usize, $T) = ($vma, $val);
+        // The value goes in at its own width: no zero-extension before the store.
         match ::core::mem::size_of::<$T>() {
-            1 => $crate::__percpu_access!(@base "strb {x:w}, [{b}, {v}]", vma, x = in(reg) bits),
-            2 => $crate::__percpu_access!(@base "strh {x:w}, [{b}, {v}]", vma, x = in(reg) bits),
-            4 => $crate::__percpu_access!(@base "str {x:w}, [{b}, {v}]", vma, x = in(reg) bits),
-            _ => $crate::__percpu_access!(@base "str {x}, [{b}, {v}]", vma, x = in(reg) bits),
+            1 => {
+                let bits: u8 = $crate::__priv::bits_as(val);
+                $crate::__percpu_access!(@base "strb {x:w}, [{b}, {v}]", vma, x = in(reg) bits)
+            }
+            2 => {
+                let bits: u16 = $crate::__priv::bits_as(val);
+                $crate::__percpu_access!(@base "strh {x:w}, [{b}, {v}]", vma, x = in(reg) bits)
+            }
+            4 => {
+                let bits: u32 = $crate::__priv::bits_as(val);
+                $crate::__percpu_access!(@base "str {x:w}, [{b}, {v}]", vma, x = in(reg) bits)
+            }
+            _ => {
+                let bits: u64 = $crate::__priv::bits_as(val);
+                $crate::__percpu_access!(@base "str {x}, [{b}, {v}]", vma, x = in(reg) bits)
+            }
         }
     }};
     (add, $T:ty, vma $vma:expr, $val:expr) => {{

@@ -59,18 +59,19 @@ macro_rules! __percpu_access {
         $crate::__priv::from_loaded::<$T>(bits)
     }};
     (write, $T:ty, vma $vma:expr, $val:expr) => {{
-        let vma: usize = $vma;
-        let bits = <$T as $crate::PerCpuPrimitive>::to_bits($val);
+        let (vma, val): (usize, $T) = ($vma, $val);
+        // The value goes in at its own width: no zero-extension before the store.
         match ::core::mem::size_of::<$T>() {
-            1 => ::core::arch::asm!("stx.b {x}, {v}, $r21", v = in(reg) vma, x = in(reg) bits,
-                options(nostack, preserves_flags)),
-            2 => ::core::arch::asm!("stx.h {x}, {v}, $r21", v = in(reg) vma, x = in(reg) bits,
-                options(nostack, preserves_flags)),
-            4 => ::core::arch::asm!("stx.w {x}, {v}, $r21", v = in(reg) vma, x = in(reg) bits,
-                options(nostack, preserves_flags)),
-            _ => ::core::arch::asm!("stx.d {x}, {v}, $r21", v = in(reg) vma, x = in(reg) bits,
-                options(nostack, preserves_flags)),
+            1 => $crate::__percpu_access!(@store u8, "stx.b", vma, val),
+            2 => $crate::__percpu_access!(@store u16, "stx.h", vma, val),
+            4 => $crate::__percpu_access!(@store u32, "stx.w", vma, val),
+            _ => $crate::__percpu_access!(@store u64, "stx.d", vma, val),
         }
+    }};
+    (@store $raw:ty, $ins:literal, $vma:ident, $val:ident) => {{
+        let bits: $raw = $crate::__priv::bits_as($val);
+        ::core::arch::asm!(concat!($ins, " {x}, {v}, $r21"), v = in(reg) $vma, x = in(reg) bits,
+            options(nostack, preserves_flags))
     }};
     (add, $T:ty, vma $vma:expr, $val:expr) => {{
         let delta: $T = $val;

@@ -104,19 +104,20 @@ macro_rules! __percpu_access {
         }
         $crate::__priv::from_loaded::<$T>(bits)
     }};
-    // As `@load`, with a store of the type's width.
+    // As `@load`, with a store of the type's width (the value at its own width: no zero-extension).
     (@store $T:ty, $val:expr, [$($pre:expr),*], $lo:expr, $($operands:tt)*) => {{
-        let bits = <$T as $crate::PerCpuPrimitive>::to_bits($val);
+        let val: $T = $val;
         match ::core::mem::size_of::<$T>() {
-            1 => ::core::arch::asm!(".option push", ".option norelax", $($pre,)* concat!("sb {x}, ", $lo, "({t})"),
-                ".option pop", $($operands)*, x = in(reg) bits, options(nostack, preserves_flags)),
-            2 => ::core::arch::asm!(".option push", ".option norelax", $($pre,)* concat!("sh {x}, ", $lo, "({t})"),
-                ".option pop", $($operands)*, x = in(reg) bits, options(nostack, preserves_flags)),
-            4 => ::core::arch::asm!(".option push", ".option norelax", $($pre,)* concat!("sw {x}, ", $lo, "({t})"),
-                ".option pop", $($operands)*, x = in(reg) bits, options(nostack, preserves_flags)),
-            _ => ::core::arch::asm!(".option push", ".option norelax", $($pre,)* concat!("sd {x}, ", $lo, "({t})"),
-                ".option pop", $($operands)*, x = in(reg) bits, options(nostack, preserves_flags)),
+            1 => $crate::__percpu_access!(@store_sized u8, "sb", val, [$($pre),*], $lo, $($operands)*),
+            2 => $crate::__percpu_access!(@store_sized u16, "sh", val, [$($pre),*], $lo, $($operands)*),
+            4 => $crate::__percpu_access!(@store_sized u32, "sw", val, [$($pre),*], $lo, $($operands)*),
+            _ => $crate::__percpu_access!(@store_sized u64, "sd", val, [$($pre),*], $lo, $($operands)*),
         }
+    }};
+    (@store_sized $raw:ty, $ins:literal, $val:ident, [$($pre:expr),*], $lo:expr, $($operands:tt)*) => {{
+        let bits: $raw = $crate::__priv::bits_as($val);
+        ::core::arch::asm!(".option push", ".option norelax", $($pre,)* concat!($ins, " {x}, ", $lo, "({t})"),
+            ".option pop", $($operands)*, x = in(reg) bits, options(nostack, preserves_flags))
     }};
 }
 

@@ -106,7 +106,7 @@ pub use template::{offset_of_vma, vma_of_offset};
 #[doc(hidden)]
 pub mod __priv {
     pub use crate::guard::{with_current, AccessGuard};
-    pub use crate::primitive::{bits_as, from_loaded};
+    pub use crate::primitive::{bits_as, from_loaded, from_loaded_sext32};
     pub use crate::raw::remote_ptr;
     pub use crate::storage::check_percpu_type;
     pub use crate::template::offset_of_vma as offset_of;

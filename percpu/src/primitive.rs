@@ -93,6 +93,22 @@ pub unsafe fn from_loaded<T: PerCpuPrimitive>(bits: u64) -> T {
     }
 }
 
+/// As [`from_loaded`], for a sign-extending load of 4 bytes (riscv64's `lw`, loongarch64's `ldx.w`,
+/// which give 32-bit values in the form their ABIs pass them).
+///
+/// # Safety
+///
+/// `bits` must come from a sign-extending 4-byte load of a location holding a `T` of 4 bytes.
+#[doc(hidden)]
+#[inline(always)]
+pub unsafe fn from_loaded_sext32<T: PerCpuPrimitive>(bits: u64) -> T {
+    // SAFETY: the caller guarantees a sign-extended valid `T`.
+    unsafe {
+        core::hint::assert_unchecked(bits == bits as i32 as i64 as u64);
+        T::from_bits(bits)
+    }
+}
+
 /// `value`'s bytes as the unsigned integer `R` of the same size, for passing it to an instruction at its
 /// own width (widening it to 64 bits first would cost a zero-extension).
 ///

@@ -69,10 +69,10 @@ macro_rules! __percpu_access {
         let vma: usize = $vma;
         let bits: u64;
         match ::core::mem::size_of::<$T>() {
-            1 => $crate::__percpu_access!(@base "ldrb {x:w}, [{b}, {v}]", vma, x = out(reg) bits, readonly),
-            2 => $crate::__percpu_access!(@base "ldrh {x:w}, [{b}, {v}]", vma, x = out(reg) bits, readonly),
-            4 => $crate::__percpu_access!(@base "ldr {x:w}, [{b}, {v}]", vma, x = out(reg) bits, readonly),
-            _ => $crate::__percpu_access!(@base "ldr {x}, [{b}, {v}]", vma, x = out(reg) bits, readonly),
+            1 => $crate::__percpu_access!(@base "ldrb {x:w}, [{b}, {v}]", vma, x = lateout(reg) bits, readonly),
+            2 => $crate::__percpu_access!(@base "ldrh {x:w}, [{b}, {v}]", vma, x = lateout(reg) bits, readonly),
+            4 => $crate::__percpu_access!(@base "ldr {x:w}, [{b}, {v}]", vma, x = lateout(reg) bits, readonly),
+            _ => $crate::__percpu_access!(@base "ldr {x}, [{b}, {v}]", vma, x = lateout(reg) bits, readonly),
         }
         $crate::__priv::from_loaded::<$T>(bits)
     }};

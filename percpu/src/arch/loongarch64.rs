@@ -51,12 +51,17 @@ macro_rules! __percpu_access {
                 options(nostack, preserves_flags, readonly)),
             2 => ::core::arch::asm!("ldx.hu {x}, {v}, $r21", v = in(reg) vma, x = lateout(reg) bits,
                 options(nostack, preserves_flags, readonly)),
-            4 => ::core::arch::asm!("ldx.wu {x}, {v}, $r21", v = in(reg) vma, x = lateout(reg) bits,
+            // Sign-extending, the form in which the ABI passes 32-bit values.
+            4 => ::core::arch::asm!("ldx.w {x}, {v}, $r21", v = in(reg) vma, x = lateout(reg) bits,
                 options(nostack, preserves_flags, readonly)),
             _ => ::core::arch::asm!("ldx.d {x}, {v}, $r21", v = in(reg) vma, x = lateout(reg) bits,
                 options(nostack, preserves_flags, readonly)),
         }
-        $crate::__priv::from_loaded::<$T>(bits)
+        if ::core::mem::size_of::<$T>() == 4 {
+            $crate::__priv::from_loaded_sext32::<$T>(bits)
+        } else {
+            $crate::__priv::from_loaded::<$T>(bits)
+        }
     }};
     (write, $T:ty, vma $vma:expr, $val:expr) => {{
         let (vma, val): (usize, $T) = ($vma, $val);

@@ -55,13 +55,17 @@ macro_rules! __percpu_access {
             options(pure, readonly, nostack, preserves_flags));
         ptr
     }};
-    (read, $T:ty, sym $s:path) => {
+    (read, $T:ty, sym $s:path) => {{
+        let bits: u64;
         $crate::__percpu_access!(@load $T, [$crate::__percpu_rv_vma!(hi), "add {t}, {t}, gp"],
-            $crate::__percpu_rv_vma!(lo), t = out(reg) _, a = sym $s)
-    };
-    (read, $T:ty, vma $vma:expr) => {
-        $crate::__percpu_access!(@load $T, ["add {t}, {t}, gp"], "0", t = inout(reg) $vma => _)
-    };
+            $crate::__percpu_rv_vma!(lo), t = out(reg) bits, a = sym $s);
+        $crate::__percpu_access!(@value $T, bits)
+    }};
+    (read, $T:ty, vma $vma:expr) => {{
+        let bits: u64;
+        $crate::__percpu_access!(@load $T, ["add {t}, {t}, gp"], "0", t = inout(reg) $vma => bits);
+        $crate::__percpu_access!(@value $T, bits)
+    }};
     (write, $T:ty, sym $s:path, $val:expr) => {
         $crate::__percpu_access!(@store $T, $val, [$crate::__percpu_rv_vma!(hi), "add {t}, {t}, gp"],
             $crate::__percpu_rv_vma!(lo), t = out(reg) _, a = sym $s)
@@ -89,21 +93,29 @@ macro_rules! __percpu_access {
     (sub, $T:ty, $kind:ident $a:tt, $val:expr) => {
         $crate::__percpu_access!(add, $T, $kind $a, <$T as $crate::PerCpuInteger>::wrapping_neg($val))
     };
-    // `[$pre..]` computes `gp + high part` into `{t}`, then a load of the type's width at `$lo({t})`.
-    (@load $T:ty, [$($pre:expr),*], $lo:expr, $($operands:tt)*) => {{
-        let bits: u64;
+    // `[$pre..]` computes `gp + high part` into `{t}`, then a load of the type's width at `$lo({t})`,
+    // into `{t}` itself (the operands say where the result goes); 32-bit loads sign-extend.
+    (@load $T:ty, [$($pre:expr),*], $lo:expr, $($operands:tt)*) => {
         match ::core::mem::size_of::<$T>() {
-            1 => ::core::arch::asm!(".option push", ".option norelax", $($pre,)* concat!("lbu {x}, ", $lo, "({t})"),
-                ".option pop", $($operands)*, x = lateout(reg) bits, options(nostack, preserves_flags, readonly)),
-            2 => ::core::arch::asm!(".option push", ".option norelax", $($pre,)* concat!("lhu {x}, ", $lo, "({t})"),
-                ".option pop", $($operands)*, x = lateout(reg) bits, options(nostack, preserves_flags, readonly)),
-            4 => ::core::arch::asm!(".option push", ".option norelax", $($pre,)* concat!("lwu {x}, ", $lo, "({t})"),
-                ".option pop", $($operands)*, x = lateout(reg) bits, options(nostack, preserves_flags, readonly)),
-            _ => ::core::arch::asm!(".option push", ".option norelax", $($pre,)* concat!("ld {x}, ", $lo, "({t})"),
-                ".option pop", $($operands)*, x = lateout(reg) bits, options(nostack, preserves_flags, readonly)),
+            1 => $crate::__percpu_access!(@load_sized "lbu", [$($pre),*], $lo, $($operands)*),
+            2 => $crate::__percpu_access!(@load_sized "lhu", [$($pre),*], $lo, $($operands)*),
+            4 => $crate::__percpu_access!(@load_sized "lw", [$($pre),*], $lo, $($operands)*),
+            _ => $crate::__percpu_access!(@load_sized "ld", [$($pre),*], $lo, $($operands)*),
         }
-        $crate::__priv::from_loaded::<$T>(bits)
-    }};
+    };
+    // The value of `@load`'s result: 32-bit loads sign-extend (`lw`, the ABI's form), others
+    // zero-extend.
+    (@value $T:ty, $bits:ident) => {
+        if ::core::mem::size_of::<$T>() == 4 {
+            $crate::__priv::from_loaded_sext32::<$T>($bits)
+        } else {
+            $crate::__priv::from_loaded::<$T>($bits)
+        }
+    };
+    (@load_sized $ins:literal, [$($pre:expr),*], $lo:expr, $($operands:tt)*) => {
+        ::core::arch::asm!(".option push", ".option norelax", $($pre,)* concat!($ins, " {t}, ", $lo, "({t})"),
+            ".option pop", $($operands)*, options(nostack, preserves_flags, readonly))
+    };
     // As `@load`, with a store of the type's width (the value at its own width: no zero-extension).
     (@store $T:ty, $val:expr, [$($pre:expr),*], $lo:expr, $($operands:tt)*) => {{
         let val: $T = $val;

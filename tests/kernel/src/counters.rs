@@ -4,6 +4,11 @@
 //! interrupted code must not lose the handler's update, nor the handler the
 //! interrupted one's: the final values must be exactly what was added. Then
 //! every CPU sums up all CPUs' counters remotely.
+//!
+//! [`with_timer`], the hammering under the timer, also serves the run-time
+//! per-CPU counter of [`crate::dynamic`].
+
+use core::fmt;
 
 use crate::arch;
 use crate::check::{expect, expect_eq};
@@ -19,8 +24,9 @@ const CHUNK_ROUNDS: u64 = 10_000;
 const MIN_TICKS: usize = 20;
 const MAX_ROUNDS: u64 = 100 * MIN_ROUNDS;
 
-/// What one timer tick adds to [`HITS`].
-const TICK_WEIGHT: u64 = 1_000_000;
+/// What one timer tick adds to [`HITS`] (and to the counter of
+/// [`crate::dynamic`] while that one is hammered).
+pub const TICK_WEIGHT: u64 = 1_000_000;
 
 /// Rounds this CPU did.
 #[percpu::def_percpu]
@@ -66,16 +72,44 @@ fn hammer_rounds(cpu: usize, rounds: u64) {
     ROUNDS.add_current(rounds);
 }
 
-/// Hammers this CPU's counters with the timer running, then checks them.
-pub fn hammer(cpu: usize) {
+/// What [`with_timer`] did on this CPU.
+pub struct Timed {
+    /// Whether the architecture has a timer.
+    pub timer: bool,
+    /// Rounds of work done.
+    pub rounds: u64,
+    /// Timer ticks taken meanwhile.
+    pub ticks: usize,
+}
+
+impl fmt::Display for Timed {
+    /// "N timer ticks (...)", saying whether the ticks hit the hammered counter.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let interrupts = if self.timer {
+            "timer interrupts adding to the same counter"
+        } else {
+            "no timer interrupts on this architecture"
+        };
+        write!(f, "{} timer ticks ({interrupts})", self.ticks)
+    }
+}
+
+/// Runs `work(n)`, which does `n` rounds of work, on CPU `cpu` with its timer
+/// interrupt on: [`MIN_ROUNDS`] rounds, then [`CHUNK_ROUNDS`] at a time until
+/// [`MIN_TICKS`] ticks landed or [`MAX_ROUNDS`] rounds were done. Checks that
+/// the timer, if there is one, interrupted the work.
+pub fn with_timer(cpu: usize, mut work: impl FnMut(u64)) -> Timed {
+    let ticks_before = TICKS.read_current();
+    let ticks = || TICKS.read_current() - ticks_before;
     let timer = arch::timer_start();
-    hammer_rounds(cpu, MIN_ROUNDS);
-    while timer && TICKS.read_current() < MIN_TICKS && ROUNDS.read_current() < MAX_ROUNDS {
-        hammer_rounds(cpu, CHUNK_ROUNDS);
+    work(MIN_ROUNDS);
+    let mut rounds = MIN_ROUNDS;
+    while timer && ticks() < MIN_TICKS && rounds < MAX_ROUNDS {
+        work(CHUNK_ROUNDS);
+        rounds += CHUNK_ROUNDS;
     }
     arch::timer_stop();
-
-    let (rounds, ticks) = (ROUNDS.read_current(), TICKS.read_current());
+    let ticks = ticks();
     if timer {
         expect(
             cpu,
@@ -83,6 +117,17 @@ pub fn hammer(cpu: usize) {
             format_args!("the timer never interrupted the hammering"),
         );
     }
+    Timed {
+        timer,
+        rounds,
+        ticks,
+    }
+}
+
+/// Hammers this CPU's counters with the timer running, then checks them.
+pub fn hammer(cpu: usize) {
+    let timed = with_timer(cpu, |rounds| hammer_rounds(cpu, rounds));
+    let (rounds, ticks) = (ROUNDS.read_current(), TICKS.read_current());
     expect_eq(
         cpu,
         format_args!("HITS after {rounds} rounds and {ticks} ticks"),
@@ -95,13 +140,8 @@ pub fn hammer(cpu: usize) {
         BALANCE.read_current(),
         expected_balance(rounds),
     );
-    let interrupts = if timer {
-        "timer interrupts adding to the same counter"
-    } else {
-        "no timer interrupts on this architecture"
-    };
     println!(
-        "cpu {cpu}: {} add/sub ops, {ticks} timer ticks ({interrupts}): nothing lost",
+        "cpu {cpu}: {} add/sub ops, {timed}: nothing lost",
         4 * rounds
     );
 }

@@ -3,8 +3,9 @@
 //! It boots under QEMU on x86_64, aarch64, riscv64 and loongarch64, starts all
 //! CPUs, and uses `percpu` exactly as a kernel does: it links the crate's
 //! `.percpu` linker-script snippet (see `build.rs`), initializes the per-CPU
-//! areas, points every CPU's per-CPU register at its area, and then runs the
-//! test suite of [`suite`] on all CPUs at once.
+//! areas, points every CPU's per-CPU register at its area, sets up run-time
+//! per-CPU allocation (`percpu_alloc`) on a kernel heap ([`heap`]), and then
+//! runs the test suite of [`suite`] on all CPUs at once.
 //!
 //! The result is reported on the serial console: a line
 //! `PERCPU-KERNEL-TESTS: PASS` and a QEMU exit with the architecture's pass
@@ -15,10 +16,14 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod arch;
 mod check;
 mod console;
 mod counters;
+mod dynamic;
+mod heap;
 mod link;
 #[cfg(feature = "preempt")]
 mod preempt;
@@ -44,9 +49,11 @@ pub fn secondary_main(cpu_id: usize) -> ! {
     suite::secondary_cpu(cpu_id)
 }
 
-/// Called by the architecture's timer interrupt handler on every tick.
+/// Called by the architecture's timer interrupt handler on every tick. It
+/// must not allocate: the heap's lock does not disable interrupts.
 pub fn on_timer_tick() {
-    counters::on_timer_tick()
+    counters::on_timer_tick();
+    dynamic::on_timer_tick();
 }
 
 /// Set by the first failure: later ones (on other CPUs) stay silent.

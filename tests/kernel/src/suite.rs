@@ -1,5 +1,7 @@
 //! The test suite: boot, per-CPU area initialization, CPU start-up, and the
-//! phases every CPU runs concurrently, separated by barriers.
+//! phases every CPU runs concurrently, separated by barriers: the static
+//! per-CPU variables, remote writes, the counters under the timer, and the
+//! run-time per-CPU objects of [`dynamic`](crate::dynamic).
 
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -7,7 +9,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::check::{expect, expect_eq};
 use crate::sync::{spin_until, Barrier};
-use crate::{arch, counters, link, println, vars, MAX_CPUS};
+use crate::{arch, counters, dynamic, heap, link, println, vars, MAX_CPUS};
 
 /// The pass marker `cargo xtask` looks for.
 const PASS_MARKER: &str = "PERCPU-KERNEL-TESTS: PASS";
@@ -43,9 +45,11 @@ const FEATURES: [(&str, bool); 5] = [
 /// runs the suite with them.
 pub fn boot_cpu() -> ! {
     print_banner();
+    heap::init();
     let areas = init_areas();
     percpu::init_percpu_reg(0);
     check_register(0, "after init_percpu_reg(0)");
+    dynamic::init();
 
     let cpus = arch::start_secondary_cpus(areas.min(MAX_CPUS));
     CHECKED_IN.fetch_add(1, Ordering::AcqRel);
@@ -99,6 +103,10 @@ fn print_banner() {
     println!(
         "Each CPU writes its own values, then checks the other CPUs' copies, then \
          hammers per-CPU counters with add_current/sub_current."
+    );
+    println!(
+        "Then the same with per-CPU objects allocated at run time (percpu_alloc), \
+         reached through the same register."
     );
     println!(
         "The run ends with the line `{PASS_MARKER}` and QEMU exit status {} \
@@ -175,13 +183,19 @@ fn init_areas() -> usize {
     areas
 }
 
-/// Memory the kernel provides for `percpu::init` with `init-dynamic`.
+/// The dynamic reserve of every area with `init-dynamic`: the first chunk
+/// of `percpu_alloc`.
+const RESERVE: usize = 16 * 1024;
+
+/// Memory the kernel provides for `percpu::init_with_reserve` with
+/// `init-dynamic`.
 #[repr(C, align(4096))]
 struct AreaMemory(UnsafeCell<[u8; AreaMemory::SIZE]>);
 
 impl AreaMemory {
-    /// Bytes available: far more than 8 areas of this kernel's variables.
-    const SIZE: usize = 64 * 1024;
+    /// Bytes available: 8 areas of this kernel's variables and [`RESERVE`],
+    /// with room to spare.
+    const SIZE: usize = 8 * (RESERVE + 16 * 1024);
 }
 
 // SAFETY: only `percpu` touches the memory, through the per-CPU accessors.
@@ -190,9 +204,10 @@ unsafe impl Sync for AreaMemory {}
 /// The per-CPU areas of `init-dynamic` (in `.bss`).
 static AREA_MEMORY: AreaMemory = AreaMemory(UnsafeCell::new([0; AreaMemory::SIZE]));
 
-/// Initializes [`MAX_CPUS`] per-CPU areas in [`AREA_MEMORY`] with `percpu::init`.
+/// Initializes [`MAX_CPUS`] per-CPU areas with a [`RESERVE`] each in
+/// [`AREA_MEMORY`] with `percpu::init_with_reserve`.
 fn init_dynamic() -> usize {
-    let layout = percpu::percpu_area_layout_expected(MAX_CPUS);
+    let layout = percpu::percpu_area_layout_with_reserve(MAX_CPUS, RESERVE);
     expect(
         0,
         layout.size() <= AreaMemory::SIZE && layout.align() <= 4096,
@@ -202,9 +217,17 @@ fn init_dynamic() -> usize {
         ),
     );
     let base = AREA_MEMORY.0.get().cast::<u8>();
-    let areas = percpu::init(base, MAX_CPUS)
-        .unwrap_or_else(|e| crate::fail(format_args!("init({base:p}, {MAX_CPUS}) failed: {e:?}")));
-    expect_eq(0, format_args!("init() areas"), areas, MAX_CPUS);
+    let areas = percpu::init_with_reserve(base, MAX_CPUS, RESERVE).unwrap_or_else(|e| {
+        crate::fail(format_args!(
+            "init_with_reserve({base:p}, {MAX_CPUS}, {RESERVE}) failed: {e:?}"
+        ))
+    });
+    expect_eq(
+        0,
+        format_args!("init_with_reserve() areas"),
+        areas,
+        MAX_CPUS,
+    );
     expect_eq(
         0,
         format_args!("percpu_area_base(0)"),
@@ -212,7 +235,8 @@ fn init_dynamic() -> usize {
         base as usize,
     );
     println!(
-        "boot: init(): {areas} per-CPU areas in a {}-byte static buffer ({} bytes needed)",
+        "boot: init_with_reserve(): {areas} per-CPU areas with a {RESERVE}-byte reserve each, \
+         in a {}-byte static buffer ({} bytes needed)",
         AreaMemory::SIZE,
         layout.size()
     );
@@ -271,6 +295,9 @@ fn run(cpu: usize, cpus: usize) -> ! {
     counters::hammer(cpu);
     barrier("the counters to be hammered");
     let ticks = counters::check_remote_sums(cpu, cpus);
+    barrier("the counters to be summed");
+
+    dynamic::run(cpu, cpus, barrier);
 
     check_register(cpu, "after the suite");
     expect_eq(cpu, format_args!("CPU_ID"), CPU_ID.read_current(), cpu);
@@ -302,9 +329,11 @@ fn mail_from(cpu: usize) -> usize {
 }
 
 /// The CPUs other than `cpu` among `cpus`, displayed as "cpus 0,1,3".
-struct Others {
-    cpu: usize,
-    cpus: usize,
+pub struct Others {
+    /// This CPU.
+    pub cpu: usize,
+    /// The running CPUs.
+    pub cpus: usize,
 }
 
 impl fmt::Display for Others {

@@ -1,0 +1,579 @@
+//! Per-CPU objects allocated at run time (`percpu_alloc`), on all CPUs at
+//! once: the concurrent scenario of the host tests (`tests/alloc_cpus.rs`) in
+//! a real kernel, with each object's fast paths checked against its remote
+//! view.
+//!
+//! 1. Every CPU allocates [`OWN`] objects of four types at the same time
+//!    (`u64`, `[u32; 3]`, `u8`, and [`Tracked`], which counts its drops),
+//!    every copy initialized to a value naming the owner and the copy's CPU,
+//!    and publishes them.
+//! 2. Every CPU checks its own copy of every CPU's objects through the fast
+//!    path, writes its pattern there (`write_current`, `add_current`,
+//!    `sub_current` or `with_current`), and checks that the fast path and
+//!    `remote_ptr(this cpu)` designate the same copy.
+//! 3. Every CPU checks every other CPU's copy of every object remotely: no
+//!    two copies overlap, and the copies of an object, in the first chunk or
+//!    in a further one, share one offset for all CPUs.
+//! 4. Every CPU frees its objects while allocating, checking and freeing
+//!    [`CHURN`] more; then all hammer one shared `PerCpuCounter`, which the
+//!    timer interrupt updates too. CPU 0 checks the counter's exact sum,
+//!    that every copy of every [`Tracked`] object was dropped once, and that
+//!    nothing is left allocated.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::fmt::{self, Debug};
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicUsize, Ordering};
+
+use percpu::PerCpuInteger;
+use percpu_alloc::{GlobalAllocSource, PerCpu, PerCpuCounter};
+
+use crate::check::{expect, expect_eq};
+use crate::counters::{self, TICK_WEIGHT};
+use crate::suite::Others;
+use crate::vars::IntValue;
+use crate::{println, MAX_CPUS};
+
+/// Objects every CPU allocates and publishes.
+const OWN: usize = 32;
+
+/// Objects every CPU allocates and frees while freeing its own.
+const CHURN: usize = 64;
+
+/// Of the [`CHURN`] objects, those alive at a time.
+const WINDOW: usize = 8;
+
+/// Evaluates `$body` with `$h` bound to the handle of `$object`, whatever
+/// its type.
+macro_rules! on_handle {
+    ($object:expr, $h:ident => $body:expr) => {
+        match $object {
+            Object::Word($h) => $body,
+            Object::Triple($h) => $body,
+            Object::Byte($h) => $body,
+            Object::Tracked($h) => $body,
+        }
+    };
+}
+
+/// Sets up run-time per-CPU allocation on the initialized areas, with further
+/// chunks from the kernel heap. Called on the boot CPU with its per-CPU
+/// register set (with `preempt`, `percpu_alloc`'s guards count in per-CPU
+/// variables).
+pub fn init() {
+    percpu_alloc::init(&GlobalAllocSource)
+        .unwrap_or_else(|e| crate::fail(format_args!("percpu_alloc::init failed: {e}")));
+    let copies = percpu::cpu_count();
+    expect(
+        0,
+        copies <= MAX_CPUS,
+        format_args!("{copies} copies per object (percpu::cpu_count()), MAX_CPUS = {MAX_CPUS}"),
+    );
+    let unit = percpu_alloc::max_size();
+    expect_eq(
+        0,
+        format_args!("percpu_alloc unit"),
+        unit,
+        percpu::percpu_area_stride(),
+    );
+    let align = percpu_alloc::max_align();
+    let first_chunk = stats().chunk_bytes;
+    if first_chunk == 0 {
+        println!(
+            "boot: percpu_alloc: unit = the {unit}-byte area stride, no reserve: objects up to \
+             {unit} bytes (aligned up to {align}), all in further chunks from the heap"
+        );
+    } else {
+        println!(
+            "boot: percpu_alloc: unit = the {unit}-byte area stride, whose last {first_chunk} \
+             bytes are the first chunk: objects up to {unit} bytes (aligned up to {align}), \
+             further chunks from the heap"
+        );
+    }
+}
+
+/// The usage figures of `percpu_alloc`.
+fn stats() -> percpu_alloc::offset_alloc::Stats {
+    percpu_alloc::stats()
+        .unwrap_or_else(|e| crate::fail(format_args!("percpu_alloc::stats failed: {e}")))
+}
+
+/// The phase, run by all `cpus` CPUs at once; `barrier(what)` waits for all
+/// of them.
+pub fn run(cpu: usize, cpus: usize, barrier: impl Fn(&'static str)) {
+    let own = (0..OWN)
+        .map(|index| Object::new(Id { owner: cpu, index }))
+        .collect();
+    PUBLISHED[cpu].store(Box::into_raw(Box::new(own)), Ordering::Release);
+    if cpu == 0 {
+        let counter = PerCpuCounter::new()
+            .unwrap_or_else(|e| crate::fail(format_args!("cpu 0: PerCpuCounter::new: {e}")));
+        COUNTER.store(Box::into_raw(Box::new(counter)), Ordering::Release);
+    }
+    barrier("the run-time objects to be allocated");
+
+    let peak = (cpu == 0).then(stats);
+    if let Some(peak) = &peak {
+        expect_eq(
+            0,
+            format_args!("live run-time objects"),
+            peak.live_allocations,
+            cpus * OWN + 1,
+        );
+    }
+    // SAFETY: every CPU published its objects before the barrier above and
+    // takes them back after the barrier below the remote checks.
+    unsafe {
+        for_each_published(
+            cpus,
+            |id, object| on_handle!(object, h => write_own(h, id, cpu)),
+        )
+    };
+    barrier("the run-time objects' copies to be written");
+
+    let copies = percpu::cpu_count();
+    let check_others = |id: Id, object: &Object| {
+        for copy in (0..copies).filter(|&copy| copy != cpu) {
+            on_handle!(object, h => check_copy(h, id, cpu, copy, copy < cpus));
+        }
+    };
+    // SAFETY: as above.
+    unsafe { for_each_published(cpus, check_others) };
+    println!(
+        "cpu {cpu}: allocated {OWN} run-time per-CPU objects; my copies of all {}: fast path = \
+         remote view; copies of {}: OK",
+        cpus * OWN,
+        Others { cpu, cpus }
+    );
+    barrier("the remote checks of the run-time objects");
+
+    churn(cpu);
+    barrier("the run-time objects to be freed");
+
+    // SAFETY: published by CPU 0 before the first barrier of the phase,
+    // taken back by it after the last one.
+    let counter = unsafe { &*COUNTER.load(Ordering::Acquire) };
+    let timed = counters::with_timer(cpu, |rounds| {
+        for _ in 0..rounds {
+            counter.inc();
+            counter.add(cpu as i64 + 2);
+            counter.dec();
+        }
+    });
+    let part = (cpu as i64 + 2) * timed.rounds as i64 + timed.ticks as i64 * TICK_WEIGHT as i64;
+    expect_eq(
+        cpu,
+        format_args!("my part of the PerCpuCounter"),
+        counter.per_cpu(cpu),
+        part,
+    );
+    PARTS[cpu].store(part, Ordering::Relaxed);
+    println!(
+        "cpu {cpu}: freed my {OWN} objects while allocating and freeing {CHURN} more; \
+         PerCpuCounter: {} ops, {timed}: my part exact",
+        3 * timed.rounds
+    );
+    barrier("the PerCpuCounter to be hammered");
+
+    if let Some(peak) = peak {
+        check_totals(cpus, &peak);
+    }
+    barrier("the run-time objects' totals to be checked");
+}
+
+/// The objects of every CPU (a `Box<Vec<Object>>` each, or null), shared
+/// between the barriers of [`run`].
+static PUBLISHED: [AtomicPtr<Vec<Object>>; MAX_CPUS] =
+    [const { AtomicPtr::new(null_mut()) }; MAX_CPUS];
+
+/// Calls `f` on every object published by CPUs `0..cpus`.
+///
+/// # Safety
+///
+/// Every CPU below `cpus` published its objects and does not take them back
+/// until this call returned.
+unsafe fn for_each_published(cpus: usize, mut f: impl FnMut(Id, &Object)) {
+    for (owner, published) in PUBLISHED.iter().enumerate().take(cpus) {
+        // SAFETY: a valid `Box` that its owner keeps (the caller's contract).
+        let objects = unsafe { &*published.load(Ordering::Acquire) };
+        for (index, object) in objects.iter().enumerate() {
+            f(Id { owner, index }, object);
+        }
+    }
+}
+
+/// The `PerCpuCounter` all CPUs hammer (while not null, also the timer
+/// interrupt).
+static COUNTER: AtomicPtr<PerCpuCounter> = AtomicPtr::new(null_mut());
+
+/// Each CPU's part of the [`COUNTER`], as that CPU expects it.
+static PARTS: [AtomicI64; MAX_CPUS] = [const { AtomicI64::new(0) }; MAX_CPUS];
+
+/// The timer interrupt's work: adds [`TICK_WEIGHT`] to this CPU's part of the
+/// shared counter, if one is published. Allocates nothing.
+pub fn on_timer_tick() {
+    let counter = COUNTER.load(Ordering::Acquire);
+    if !counter.is_null() {
+        // SAFETY: CPU 0 publishes the counter before any CPU starts its timer
+        // in [`run`] and takes it back once every CPU stopped it.
+        unsafe { (*counter).add(TICK_WEIGHT as i64) };
+    }
+}
+
+/// Frees this CPU's published objects, one per round, while allocating,
+/// checking and freeing [`CHURN`] more, [`WINDOW`] of them alive at a time.
+fn churn(cpu: usize) {
+    let published = PUBLISHED[cpu].swap(null_mut(), Ordering::AcqRel);
+    // SAFETY: the `Box` this CPU published; no other CPU uses it any more
+    // (they passed the barrier after the remote checks).
+    let mut own = unsafe { Box::from_raw(published) };
+    let mut live = VecDeque::with_capacity(WINDOW);
+    for index in OWN..OWN + CHURN {
+        let id = Id { owner: cpu, index };
+        let mut object = Object::new(id);
+        on_handle!(&mut object, h => check_fresh(h, id, cpu));
+        if live.len() == WINDOW {
+            live.pop_front();
+        }
+        live.push_back(object);
+        own.pop();
+    }
+}
+
+/// From CPU 0, after every CPU finished [`run`]: the shared counter, the
+/// drops, and that everything was freed; prints the summary.
+fn check_totals(cpus: usize, peak: &percpu_alloc::offset_alloc::Stats) {
+    let published = COUNTER.swap(null_mut(), Ordering::AcqRel);
+    // SAFETY: published by this CPU in `run`; the timers are stopped and the
+    // other CPUs are done with it.
+    let counter = unsafe { Box::from_raw(published) };
+    let copies = percpu::cpu_count();
+    let part = |copy: usize| {
+        if copy < cpus {
+            PARTS[copy].load(Ordering::Relaxed)
+        } else {
+            0
+        }
+    };
+    for copy in 0..copies {
+        expect_eq(
+            0,
+            format_args!("PerCpuCounter part of cpu {copy}"),
+            counter.per_cpu(copy),
+            part(copy),
+        );
+    }
+    let sum = counter.sum();
+    expect_eq(
+        0,
+        format_args!("PerCpuCounter sum"),
+        sum,
+        (0..copies).map(part).sum(),
+    );
+    drop(counter);
+
+    let tracked = (0..OWN + CHURN)
+        .filter(|&index| matches!(Object::kind(index), Kind::Tracked))
+        .count();
+    for (copy, drops) in DROPS.iter().enumerate().take(copies) {
+        expect_eq(
+            0,
+            format_args!("drops of cpu {copy}'s copies of Tracked objects"),
+            drops.load(Ordering::Relaxed),
+            cpus * tracked,
+        );
+    }
+    let after = stats();
+    expect_eq(
+        0,
+        format_args!("live run-time objects at the end"),
+        after.live_allocations,
+        0,
+    );
+    println!(
+        "run-time objects: peak {} live, {} of {} bytes per cpu used, chunks: {}; \
+         PerCpuCounter sum {sum} exact; {} Tracked objects x {copies} copies dropped once each; \
+         all freed, spare chunks kept: {}",
+        peak.live_allocations,
+        peak.requested_bytes,
+        peak.chunk_bytes,
+        peak.chunks,
+        cpus * tracked,
+        after.free_chunks
+    );
+}
+
+/// Names object `index` of CPU `owner` (its allocating CPU).
+#[derive(Clone, Copy)]
+struct Id {
+    owner: usize,
+    index: usize,
+}
+
+impl Id {
+    /// The value of CPU `copy`'s copy: initial, or once `written` by that
+    /// CPU. Its low byte alone (all a `u8` keeps) still names the owner, the
+    /// CPU and the state.
+    fn word(self, copy: usize, written: bool) -> u64 {
+        0x5043_0000_0000_0000
+            | (self.index as u64) << 16
+            | u64::from(written) << 6
+            | (self.owner as u64) << 3
+            | copy as u64
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "object {}.{}", self.owner, self.index)
+    }
+}
+
+/// The types of objects, in the proportions [`Object::kind`] allocates them.
+enum Kind {
+    Word,
+    Triple,
+    Byte,
+    Tracked,
+}
+
+/// A run-time per-CPU object of one of the types under test.
+enum Object {
+    Word(PerCpu<u64>),
+    Triple(PerCpu<[u32; 3]>),
+    Byte(PerCpu<u8>),
+    Tracked(PerCpu<Tracked>),
+}
+
+impl Object {
+    /// The type of object `index` of every CPU.
+    fn kind(index: usize) -> Kind {
+        match index % 8 {
+            0..=4 => Kind::Word,
+            5 => Kind::Triple,
+            6 => Kind::Byte,
+            _ => Kind::Tracked,
+        }
+    }
+
+    /// Allocates object `id` on its owner, each CPU's copy holding that CPU's
+    /// initial value.
+    fn new(id: Id) -> Self {
+        fn alloc<T: Sample>(id: Id) -> PerCpu<T> {
+            PerCpu::new_with(|copy| T::new(id.word(copy, false), copy)).unwrap_or_else(|e| {
+                crate::fail(format_args!(
+                    "cpu {}: allocating {id} ({}): {e}",
+                    id.owner,
+                    T::NAME
+                ))
+            })
+        }
+        match Self::kind(id.index) {
+            Kind::Word => Self::Word(alloc(id)),
+            Kind::Triple => Self::Triple(alloc(id)),
+            Kind::Byte => Self::Byte(alloc(id)),
+            Kind::Tracked => Self::Tracked(alloc(id)),
+        }
+    }
+}
+
+/// A type of the objects under test, whose copies are made from a word of
+/// [`Id::word`].
+trait Sample: Sized + Send + Sync {
+    /// The type's name, for messages.
+    const NAME: &'static str;
+    /// What the checks compare.
+    type View: Copy + PartialEq + Debug;
+    /// CPU `copy`'s copy, made from `word`.
+    fn new(word: u64, copy: usize) -> Self;
+    /// What a copy holds.
+    fn view(&self) -> Self::View;
+    /// What `new(word, copy)` holds.
+    fn expected(word: u64, copy: usize) -> Self::View {
+        Self::new(word, copy).view()
+    }
+    /// This CPU's copy, read through the fast path.
+    fn read_fast(handle: &PerCpu<Self>) -> Self::View;
+    /// Makes this CPU's copy `new(word, cpu)` through the fast path (checking
+    /// the steps, as object `id`).
+    fn write_fast(handle: &PerCpu<Self>, word: u64, id: Id, cpu: usize);
+}
+
+/// The integer types under test: the one-instruction fast paths.
+macro_rules! integer_samples {
+    ($($ty:ty),*) => {$(
+        impl Sample for $ty {
+            const NAME: &'static str = stringify!($ty);
+            type View = $ty;
+            fn new(word: u64, _copy: usize) -> Self {
+                word as $ty
+            }
+            fn view(&self) -> $ty {
+                *self
+            }
+            fn read_fast(handle: &PerCpu<$ty>) -> $ty {
+                handle.read_current()
+            }
+            fn write_fast(handle: &PerCpu<$ty>, word: u64, id: Id, cpu: usize) {
+                write_integer(handle, word as $ty, id, cpu)
+            }
+        }
+    )*};
+}
+integer_samples!(u64, u8);
+
+/// Makes this CPU's copy `value` with `write_current`, `add_current` and
+/// `sub_current` (wrapping around for a `u8`), each checked with
+/// `read_current`.
+fn write_integer<T: Sample + IntValue + PerCpuInteger>(
+    handle: &PerCpu<T>,
+    value: T,
+    id: Id,
+    cpu: usize,
+) {
+    let check = |op: &str, expected: T| {
+        expect_eq(
+            cpu,
+            format_args!("{id} ({}): after {op}", T::NAME),
+            handle.read_current(),
+            expected,
+        )
+    };
+    let (low, high) = (T::small(0x80), T::small(0xc0));
+    handle.write_current(value.minus(low));
+    check("write_current", value.minus(low));
+    handle.add_current(high);
+    check("add_current", value.minus(low).plus(high));
+    handle.sub_current(high.minus(low));
+    check("sub_current", value);
+}
+
+/// A non-primitive type: reached with `with_current`.
+impl Sample for [u32; 3] {
+    const NAME: &'static str = "[u32; 3]";
+    type View = Self;
+    fn new(word: u64, _copy: usize) -> Self {
+        [word as u32, (word >> 32) as u32, !(word as u32)]
+    }
+    fn view(&self) -> Self {
+        *self
+    }
+    fn read_fast(handle: &PerCpu<Self>) -> Self {
+        handle.with_current(|value| *value)
+    }
+    fn write_fast(handle: &PerCpu<Self>, word: u64, _id: Id, cpu: usize) {
+        handle.with_current(|value| *value = Self::new(word, cpu));
+    }
+}
+
+/// Drops of each CPU's copies of [`Tracked`] objects.
+static DROPS: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+
+/// A type with a destructor, which counts the drop of CPU `copy`'s copy.
+struct Tracked {
+    word: u64,
+    copy: usize,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        DROPS[self.copy].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Sample for Tracked {
+    const NAME: &'static str = "Tracked";
+    type View = (u64, usize);
+    fn new(word: u64, copy: usize) -> Self {
+        Self { word, copy }
+    }
+    fn view(&self) -> (u64, usize) {
+        (self.word, self.copy)
+    }
+    /// Without making a `Tracked`, whose drop would count.
+    fn expected(word: u64, copy: usize) -> (u64, usize) {
+        (word, copy)
+    }
+    fn read_fast(handle: &PerCpu<Self>) -> (u64, usize) {
+        handle.with_current(|value| value.view())
+    }
+    fn write_fast(handle: &PerCpu<Self>, word: u64, _id: Id, _cpu: usize) {
+        handle.with_current(|value| value.word = word);
+    }
+}
+
+/// From CPU `cpu`: checks its initial copy of object `id` through the fast
+/// path, writes its pattern there, and checks that the fast path and the
+/// remote view of CPU `cpu` agree on the copy's address and value.
+fn write_own<T: Sample>(handle: &PerCpu<T>, id: Id, cpu: usize) {
+    let name = T::NAME;
+    expect_eq(
+        cpu,
+        format_args!("{id} ({name}): my initial copy"),
+        T::read_fast(handle),
+        T::expected(id.word(cpu, false), cpu),
+    );
+    T::write_fast(handle, id.word(cpu, true), id, cpu);
+    // SAFETY: this CPU's register is set, nothing migrates in this kernel,
+    // and `cpu` is an initialized CPU: the pointers are only compared.
+    let (fast, remote) = unsafe { (handle.current_ptr(), handle.remote_ptr(cpu)) };
+    expect_eq(
+        cpu,
+        format_args!("{id} ({name}): current_ptr() vs remote_ptr({cpu})"),
+        fast,
+        remote,
+    );
+    // SAFETY: this CPU's copy, which only this CPU accesses, and no
+    // reference to it is live.
+    let remote = unsafe { (*remote).view() };
+    expect_eq(
+        cpu,
+        format_args!("{id} ({name}): fast path vs remote view"),
+        T::read_fast(handle),
+        remote,
+    );
+    expect_eq(
+        cpu,
+        format_args!("{id} ({name}): my written copy"),
+        remote,
+        T::expected(id.word(cpu, true), cpu),
+    );
+}
+
+/// From CPU `cpu`: checks CPU `copy`'s copy of object `id`, `written` by
+/// that CPU or still initial.
+fn check_copy<T: Sample>(handle: &PerCpu<T>, id: Id, cpu: usize, copy: usize, written: bool) {
+    // SAFETY: `copy` is below `percpu::cpu_count()`; its CPU, if running,
+    // wrote it before the barrier this CPU passed, and nothing writes it
+    // during the checks.
+    let got = unsafe { (*handle.remote_ptr(copy)).view() };
+    expect_eq(
+        cpu,
+        format_args!("{id} ({}): cpu {copy}'s copy", T::NAME),
+        got,
+        T::expected(id.word(copy, written), copy),
+    );
+}
+
+/// From CPU `cpu`, on its newly allocated object `id`, which no other CPU
+/// knows: checks every copy with `iter`, writes its own with
+/// [`write_own`], and reads it back with `remote_ref`.
+fn check_fresh<T: Sample>(handle: &mut PerCpu<T>, id: Id, cpu: usize) {
+    for (copy, value) in handle.iter().enumerate() {
+        expect_eq(
+            cpu,
+            format_args!("{id} ({}): new cpu {copy}'s copy", T::NAME),
+            value.view(),
+            T::expected(id.word(copy, false), copy),
+        );
+    }
+    write_own(handle, id, cpu);
+    expect_eq(
+        cpu,
+        format_args!("{id} ({}): remote_ref({cpu})", T::NAME),
+        handle.remote_ref(cpu).view(),
+        T::expected(id.word(cpu, true), cpu),
+    );
+}

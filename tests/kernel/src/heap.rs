@@ -1,0 +1,44 @@
+//! The kernel heap: a buddy allocator over a static region of `.bss`, the
+//! `#[global_allocator]`. It holds `percpu_alloc`'s metadata and, through
+//! `percpu_alloc::GlobalAllocSource`, the further chunks of run-time per-CPU
+//! memory.
+//!
+//! Its lock does not disable interrupts: the timer interrupt handler must
+//! never allocate (it only updates counters).
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use buddy_system_allocator::LockedHeap;
+
+/// Bytes of the heap: far more than the test needs, and within every
+/// architecture's RAM and x86_64's identity map next to the kernel image.
+const SIZE: usize = 2 << 20;
+
+/// The heap's memory (in `.bss`), page-aligned like the chunks it serves.
+#[repr(C, align(4096))]
+struct HeapMemory(UnsafeCell<[u8; SIZE]>);
+
+// SAFETY: only the allocator touches the memory, under its lock, and hands
+// out disjoint blocks of it.
+unsafe impl Sync for HeapMemory {}
+
+static MEMORY: HeapMemory = HeapMemory(UnsafeCell::new([0; SIZE]));
+
+/// The allocator; empty until [`init`].
+#[global_allocator]
+static HEAP: LockedHeap<32> = LockedHeap::empty();
+
+/// Set by the first [`init`].
+static INITIALIZED: AtomicBool = AtomicBool::new(false);
+
+/// Gives [`MEMORY`] to the allocator. Called once, on the boot CPU, before
+/// anything allocates.
+pub fn init() {
+    if INITIALIZED.swap(true, Ordering::AcqRel) {
+        crate::fail(format_args!("the kernel heap was initialized twice"));
+    }
+    // SAFETY: the region is this kernel's own static, used by nothing else,
+    // and given to the heap once (checked just above).
+    unsafe { HEAP.lock().init(MEMORY.0.get() as usize, SIZE) };
+}

@@ -38,6 +38,10 @@ pub fn steps() -> Vec<Vec<String>> {
         "cargo test --release -p percpu-workspace-tests --test hosted_cpus --test hosted_interrupts --test alloc_cpus"
             .to_string(),
         "cargo +nightly miri test -p percpu_alloc --lib".to_string(),
+        // Benchmarks are compiled, never timed, in CI; instruction counts are checked.
+        "cargo bench --no-run".to_string(),
+        "cargo bench --no-run --manifest-path benches/peer/Cargo.toml".to_string(),
+        "cargo xtask codegen".to_string(),
         // The minimum supported Rust version: host tests, and the crates on bare-metal targets.
         format!("cargo +{MSRV} test -p percpu-workspace-tests --test hosted_cpus --test init --test alloc_cpus"),
         format!("cargo +{MSRV} build -p percpu -p percpu_alloc{msrv_target_flags}"),

@@ -6,10 +6,16 @@
 //!   real (if tiny) SMP kernel.
 //! - `cargo xtask test` runs the host tests, then boots the kernel on every
 //!   architecture in every configuration, and prints a summary table.
+//! - `cargo xtask codegen [--bless]` counts the instructions of each per-CPU
+//!   operation against percpu 0.4 and checks them against the committed counts.
+//! - `cargo xtask bench [--no-run]` runs the host benchmarks and writes the
+//!   tables and plot the README shows.
 //!
 //! Missing Rust targets and QEMU are installed on the way (QEMU only as root).
 
 mod arches;
+mod bench;
+mod codegen;
 mod host;
 mod install;
 mod kernel;
@@ -40,7 +46,14 @@ usage:
       non-zero-vma, selftest-fail.
   cargo xtask test
       Run the host tests, then the kernel on every architecture in every
-      configuration; print a summary. Exits non-zero if anything failed.";
+      configuration; print a summary. Exits non-zero if anything failed.
+  cargo xtask codegen [--bless]
+      Count the instructions of each per-CPU operation on the four
+      architectures, ours and percpu 0.4 side by side (codegen/table.md), and
+      fail if one got more expensive than codegen/expected.toml allows.
+  cargo xtask bench [--no-run]
+      Run the host benchmarks, ours and percpu 0.4, and write
+      benches/results.md and benches/results.png.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -59,6 +72,8 @@ fn run(args: &[String]) -> Result<bool, String> {
     match args.first().map(String::as_str) {
         Some("qemu") => qemu(&Options::parse(&args[1..])?),
         Some("test") if args.len() == 1 => Ok(matrix::test(&root())),
+        Some("codegen") => codegen::run(&root(), &args[1..]).map(|()| true),
+        Some("bench") => bench::run(&root(), &args[1..]).map(|()| true),
         None | Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(true)

@@ -92,7 +92,9 @@ pub fn ensure_qemu(arch: &Arch) -> Result<(), String> {
             .map_err(|e| format!("cannot write {BACKPORTS_SOURCES}: {e}"))?;
     }
     run(Command::new("apt-get").arg("update"))?;
-    run(Command::new("apt-get").args(install_args(&suite.name)))?;
+    run(Command::new("apt-get")
+        .args(install_args(&suite.name))
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
     if on_path(&program) {
         Ok(())
     } else {

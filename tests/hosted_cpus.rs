@@ -266,8 +266,23 @@ fn nested_with_current_on_the_same_variable_panics() {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap();
-        assert!(message.contains("two `&mut`"), "{message}");
+        assert!(message.contains("lends out as `&mut`"), "{message}");
         // The check recovered: the variable can be borrowed again.
         STATS.with_current(|stats| stats.bytes += 1);
+        // A one-value access to the data a `with_current` lends out is caught as well.
+        let accesses: [fn(); 3] = [
+            || HITS_U64.with_current(|_| assert_ne!(HITS_U64.read_current(), u64::MAX)),
+            || HITS_U64.with_current(|_| HITS_U64.write_current(1)),
+            || HITS_U64.with_current(|_| HITS_U64.add_current(1)),
+        ];
+        for access in accesses {
+            let caught = std::panic::catch_unwind(access);
+            assert!(
+                caught.is_err(),
+                "an access inside with_current was not caught"
+            );
+        }
+        // Outside `with_current`, the same accesses are fine.
+        HITS_U64.add_current(1);
     });
 }

@@ -91,4 +91,28 @@ fn reserve_extends_every_area_and_reinitialization_resets_copies() {
     assert_eq!(percpu::init_with_reserve(base, 3, reserve), Ok(3));
     // SAFETY: as above.
     assert_eq!(unsafe { *VALUE.remote_ptr(2) }, 0x5EED);
+    // After re-initialization every area still leads to itself (x86_64 records the register value
+    // in each area: it is written per area, not copied from the template).
+    std::thread::scope(|scope| {
+        for cpu in 0..3 {
+            scope.spawn(move || {
+                percpu::init_percpu_reg(cpu);
+                VALUE.with_current(|value| *value = cpu as u64);
+                // SAFETY: this thread is CPU `cpu`.
+                assert_eq!(unsafe { VALUE.current_ptr() }, unsafe {
+                    VALUE.remote_ptr(cpu)
+                });
+            });
+        }
+    });
+    for cpu in 0..3 {
+        // SAFETY: the CPU threads are done.
+        assert_eq!(unsafe { *VALUE.remote_ptr(cpu) }, cpu as u64);
+    }
+}
+
+#[test]
+#[should_panic(expected = "the per-CPU areas overflow the address space")]
+fn an_overflowing_layout_panics() {
+    percpu::percpu_area_layout_with_reserve(3, usize::MAX - 100);
 }

@@ -34,15 +34,16 @@ pub fn percpu_area_size() -> usize {
     template().size
 }
 
-/// The stride of areas holding the template and `reserve` more bytes.
-fn stride_with_reserve(reserve: usize) -> usize {
+/// The stride of areas holding the template and `reserve` more bytes (`None` if it overflows).
+fn stride_with_reserve(reserve: usize) -> Option<usize> {
     let data = percpu_area_size()
         .next_multiple_of(PERCPU_AREA_ALIGN)
         .max(PERCPU_AREA_ALIGN);
     if reserve == 0 {
-        data
+        Some(data)
     } else {
-        data.saturating_add(reserve).next_multiple_of(PAGE_SIZE)
+        data.checked_add(reserve)?
+            .checked_next_multiple_of(PAGE_SIZE)
     }
 }
 
@@ -61,7 +62,7 @@ pub fn percpu_area_num() -> usize {
     if cfg!(feature = "sp-naive") {
         return 1;
     }
-    template().reserved.1 / stride_with_reserve(0)
+    template().reserved.1 / stride_with_reserve(0).expect("a template fits the address space")
 }
 
 /// The memory layout that [`init`] needs for `cpu_count` areas.
@@ -82,8 +83,8 @@ pub fn percpu_area_layout_with_reserve(cpu_count: usize, reserve: usize) -> Layo
     let size = if cfg!(feature = "sp-naive") {
         0
     } else {
-        cpu_count
-            .checked_mul(stride_with_reserve(reserve))
+        stride_with_reserve(reserve)
+            .and_then(|stride| stride.checked_mul(cpu_count))
             .expect("percpu: the per-CPU areas overflow the address space")
     };
     Layout::from_size_align(size, base_align(reserve))
@@ -147,7 +148,8 @@ pub(crate) unsafe fn area_base_unchecked(cpu_id: usize) -> usize {
 /// the others receive a copy of it.
 ///
 /// Returns the number of areas ([`percpu_area_num()`]), or `Ok(0)` if another CPU is initializing at
-/// the same time. Calling it again re-initializes the areas of CPUs other than 0.
+/// the same time. Calling it again re-initializes the areas of CPUs other than 0 (see the crate's
+/// contract: not while CPUs use them).
 pub fn init_in_place() -> Result<usize, InitError> {
     if cfg!(feature = "sp-naive") {
         return Ok(1);
@@ -160,7 +162,10 @@ pub fn init_in_place() -> Result<usize, InitError> {
 /// layout [`percpu_area_layout_expected(cpu_count)`](percpu_area_layout_expected) and stay valid.
 ///
 /// Returns `cpu_count`, or `Ok(0)` if another CPU is initializing at the same time. Calling it again
-/// re-initializes all areas.
+/// re-initializes all areas (see the crate's contract: not while CPUs use them).
+///
+/// The memory is given as a raw pointer, as in `percpu` 0.4: it must be valid, used for nothing else,
+/// and outlive every use of the areas (the crate's contract).
 ///
 /// # Errors
 ///
@@ -202,7 +207,7 @@ fn initialize(
     if !(base as usize).is_multiple_of(base_align(reserve)) {
         return Err(InitError::UnalignedBase);
     }
-    let stride = stride_with_reserve(reserve);
+    let stride = stride_with_reserve(reserve).ok_or(InitError::InvalidCpuCount)?;
     let fits = cpu_count
         .checked_mul(stride)
         .and_then(|len| (base as usize).checked_add(len))
@@ -218,21 +223,28 @@ fn initialize(
     }
 
     let template = template();
-    for cpu in first_copy..cpu_count {
+    for cpu in 0..cpu_count {
         let area = base as usize + cpu * stride;
-        // SAFETY: the caller provides `cpu_count` areas of `stride >= template.size` bytes at `base`; the
-        // template is readable for `size` bytes. `copy` tolerates an area that is the template itself.
+        // SAFETY: the documented contract of the public initialization functions (percpu 0.4's, which
+        // take the memory as a raw pointer): `cpu_count` areas of `stride >= template.size` bytes at
+        // `base`, valid and used by no CPU during initialization. The template is readable for `size`
+        // bytes; `copy` tolerates an area that is the template itself.
         unsafe {
-            core::ptr::copy(
-                (template.image + template.skip) as *const u8,
-                (area + template.skip) as *mut u8,
-                template.size - template.skip,
-            );
+            if cpu >= first_copy {
+                core::ptr::copy(
+                    (template.image + template.skip) as *const u8,
+                    (area + template.skip) as *mut u8,
+                    template.size - template.skip,
+                );
+            }
+            arch::prepare_area(area);
         }
     }
     AREA_BASE.store(base as usize, Ordering::Relaxed);
     AREA_STRIDE.store(stride, Ordering::Relaxed);
-    CPU_COUNT.store(cpu_count, Ordering::Relaxed);
+    // Published last: whoever reads the count with `Acquire` (`cpu_count()`) sees the layout and the
+    // copied areas.
+    CPU_COUNT.store(cpu_count, Ordering::Release);
     INITIALIZING.store(false, Ordering::Release);
     Ok(cpu_count)
 }
@@ -255,12 +267,14 @@ pub unsafe fn write_percpu_reg(tp: usize) {
 
 /// Points this CPU's per-CPU register at area `cpu_id` (on x86_64 Linux: this thread's `GS` base).
 ///
+/// One CPU at a time may use an id (the crate's contract).
+///
 /// # Panics
 ///
 /// If `cpu_id` is not below [`cpu_count()`] (in particular before initialization).
 pub fn init_percpu_reg(cpu_id: usize) {
     let base = percpu_area_base(cpu_id);
-    // SAFETY: an initialized area; that a CPU id is used by one CPU at a time is the caller's
-    // contract of every per-CPU access.
+    // SAFETY: an initialized area. That one CPU uses it at a time is the crate's contract, kept from
+    // percpu 0.4 where this function is safe.
     unsafe { write_percpu_reg(base) }
 }

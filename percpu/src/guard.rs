@@ -82,13 +82,27 @@ impl Drop for AccessGuard {
 #[inline]
 pub unsafe fn with_current<T, R>(vma: usize, f: impl FnOnce(&mut T) -> R) -> R {
     let _preempt = NoPreempt::new();
+    // A zero-sized value has no bytes to alias (and may share its address with other data).
     #[cfg(debug_assertions)]
-    let _borrow = borrow::Exclusive::new(vma);
+    let _lent = (size_of::<T>() != 0).then(|| borrow::Lent::new(vma));
     // SAFETY: this task stays on this CPU (preemption disabled with `preempt`; a kernel without it does
-    // not migrate tasks in the middle of a call), and no other `&mut` to this copy exists: a second
-    // `with_current` on it would have panicked above in debug builds, and is excluded by the documented
-    // contract in release builds. The caller vouches for `vma`.
+    // not migrate tasks in the middle of a call). No other reference to this copy is live: a second
+    // `with_current` on it, or a one-value access from inside the closure or from an interrupt handler,
+    // panics in debug builds (`Lent`, `check_not_lent`) and is excluded by the documented contract in
+    // release builds. The caller vouches for `vma`.
     f(unsafe { &mut *raw::current_ptr::<T>(vma) })
+}
+
+/// In debug builds, panics if this CPU is lending out the data at `vma` as `&mut` (inside a
+/// `with_current` on it): a one-value access (`read_current`, `write_current`, `add_current`, ...) from
+/// inside the closure or from an interrupt handler that interrupted it would alias that `&mut`. Free
+/// in release builds.
+#[inline(always)]
+pub fn check_not_lent(vma: usize) {
+    #[cfg(debug_assertions)]
+    borrow::assert_not_lent(vma, "a one-value access (read, write, add or sub)");
+    #[cfg(not(debug_assertions))]
+    let _ = vma;
 }
 
 /// The debug-build record of the `with_current` calls running on each CPU.
@@ -109,44 +123,56 @@ mod borrow {
         len: 0,
     };
 
+    /// Runs `f` on this CPU's stack, with local interrupts disabled so that no handler touches it
+    /// meanwhile (an interrupt handler's own calls complete before it returns).
+    fn with_stack<R>(f: impl FnOnce(&mut Stack) -> R) -> R {
+        let _irq = kernel_guard::IrqSave::new();
+        // SAFETY: with interrupts off, nothing else on this CPU runs until the reference is dropped, and
+        // no other CPU uses this CPU's copy; the stack is only ever reached through this function.
+        f(unsafe { BORROWED.current_ref_mut_raw() })
+    }
+
+    /// Panics if this CPU lends out the data at `vma`; `what` names the offending access.
+    pub fn assert_not_lent(vma: usize, what: &str) {
+        let lent = with_stack(|stack| stack.vmas[..stack.len.min(DEPTH)].contains(&vma));
+        assert!(
+            !lent,
+            "percpu: {what} on per-CPU data that a `with_current` running on this CPU lends out as \
+             `&mut` (called from its closure, or from an interrupt handler): this would alias it"
+        );
+    }
+
     /// Marks the data at a VMA as lent out on this CPU until dropped.
-    pub struct Exclusive {
+    pub struct Lent {
         tracked: bool,
     }
 
-    impl Exclusive {
+    impl Lent {
         /// # Panics
         ///
         /// If this CPU already lends out the data at `vma`.
         pub fn new(vma: usize) -> Self {
-            let _irq = kernel_guard::IrqSave::new();
-            // SAFETY: interrupts are off and the caller keeps preemption off: nothing else touches this
-            // CPU's stack until the reference is dropped.
-            let stack = unsafe { BORROWED.current_ref_mut_raw() };
-            let live = &stack.vmas[..stack.len.min(DEPTH)];
-            assert!(
-                !live.contains(&vma),
-                "percpu: `with_current` called while a `with_current` on the same per-CPU data is running \
-                 on this CPU (nested call, or from an interrupt handler): this would create two `&mut`"
-            );
-            let tracked = stack.len < DEPTH;
-            if tracked {
-                stack.vmas[stack.len] = vma;
-            }
-            stack.len += 1;
+            assert_not_lent(vma, "`with_current` (nested, or from an interrupt handler)");
+            let tracked = with_stack(|stack| {
+                let tracked = stack.len < DEPTH;
+                if tracked {
+                    stack.vmas[stack.len] = vma;
+                }
+                stack.len += 1;
+                tracked
+            });
             Self { tracked }
         }
     }
 
-    impl Drop for Exclusive {
+    impl Drop for Lent {
         fn drop(&mut self) {
-            let _irq = kernel_guard::IrqSave::new();
-            // SAFETY: as in `new`.
-            let stack = unsafe { BORROWED.current_ref_mut_raw() };
-            stack.len -= 1;
-            if self.tracked {
-                stack.vmas[stack.len] = 0;
-            }
+            with_stack(|stack| {
+                stack.len -= 1;
+                if self.tracked {
+                    stack.vmas[stack.len] = 0;
+                }
+            });
         }
     }
 }

@@ -36,9 +36,10 @@
 //! - **x86_64**: one instruction, `add gs:[VAR], reg`: an interrupt comes before or after it.
 //! - **riscv64, loongarch64**: an atomic memory operation (`amoadd`, `amadd`) on the address computed
 //!   from the register. If the task migrates between computing the address and the atomic operation,
-//!   the update lands in the previous CPU's copy: it is credited to another CPU, never lost. 8- and
-//!   16-bit integers, which have no atomic instruction there, disable local interrupts around a plain
-//!   read-modify-write instead.
+//!   the update lands in the previous CPU's copy: it is credited to another CPU, and not lost as long
+//!   as that copy is only changed by `add_current`/`sub_current` (a `with_current` or `write_current`
+//!   on it there is a plain store that could overwrite it). 8- and 16-bit integers, which have no
+//!   atomic instruction there, disable local interrupts around a plain read-modify-write instead.
 //! - **aarch64**: with the `lse` target feature, `stadd` on the computed address (as above); otherwise
 //!   an exclusive-load/store loop that re-reads `TPIDR_ELx` on every attempt. An exception return
 //!   clears the exclusive monitor, so an interrupted attempt fails its store-exclusive and retries on
@@ -49,8 +50,27 @@
 //!
 //! [`with_current`](EXAMPLE_PERCPU_DATA_WRAPPER::with_current) hands out a `&mut` to this CPU's copy.
 //! Calling it again for the same variable while the first call runs (nested, or from an interrupt
-//! handler that interrupted it) would create a second `&mut`: in debug builds this panics with a clear
-//! message; in release builds it is the caller's responsibility (as in `percpu` 0.4).
+//! handler that interrupted it), or a one-value access (`read_current`, `write_current`,
+//! `add_current`, ...) to that variable from inside the closure or from such a handler, would alias that
+//! `&mut`: debug builds panic with a clear message; in release builds it is the caller's
+//! responsibility (as in `percpu` 0.4).
+//!
+//! # The caller's contract
+//!
+//! The functions of the `percpu` 0.4 API are safe to call, yet some carry obligations the compiler
+//! cannot check; they are kept for compatibility and are the kernel's to uphold, as with 0.4:
+//!
+//! - [`init`] and [`init_with_reserve`] take the areas' memory as a raw pointer: it must be valid,
+//!   used for nothing else, and live as long as any CPU uses the areas. Initializing again resets
+//!   every copy to the template and must not happen while CPUs use the areas (nor after `percpu_alloc`
+//!   was set up on them).
+//! - A CPU id is used by one CPU (or, in hosted mode, one thread) at a time: [`init_percpu_reg`] with
+//!   an id another CPU uses would share its copies.
+//! - Every CPU calls [`init_percpu_reg`] before it touches per-CPU data.
+//! - A task does not migrate to another CPU inside `with_current` (the `preempt` feature ensures it;
+//!   a kernel without preemption does not migrate tasks in the middle of a call), and a value kept in
+//!   a per-CPU variable may be used by successive tasks of its CPU: give per-CPU statics types that
+//!   are `Send` (or that never leave the CPU, such as plain data).
 //!
 //! # Hosted mode
 //!
@@ -58,8 +78,10 @@
 //! with `arch_prctl`. No linker script and no `-no-pie` are needed: without a script the template is
 //! found at run time and [`init`] on heap memory is the natural path. A program that links with a
 //! `percpu` 0.4 style script keeps its behaviour ([`init_in_place`] returns the areas the script
-//! reserves). A thread that never called [`init_percpu_reg`] has a zero `GS` base and reaches the
-//! template itself.
+//! reserves). As every CPU of a kernel, every thread calls [`init_percpu_reg`] before it touches
+//! per-CPU data (without it, its `GS` base is 0 and its accesses reach the template itself, shared by
+//! every such thread). The register value `area base - template address` must be a canonical user
+//! address, which holds for areas on the heap of an ordinary (dynamically linked) executable.
 //!
 //! # Linker script
 //!
@@ -96,7 +118,7 @@ pub use area::{
     percpu_area_size, percpu_area_stride, read_percpu_reg, write_percpu_reg, PERCPU_AREA_ALIGN,
     PERCPU_MAX_ALIGN,
 };
-pub use guard::AccessGuard;
+pub use guard::{check_not_lent, AccessGuard};
 pub use init_error::InitError;
 pub use percpu_macros::def_percpu;
 pub use primitive::{PerCpuInteger, PerCpuPrimitive};
@@ -105,7 +127,7 @@ pub use template::{offset_of_vma, vma_of_offset};
 /// Items used by the code that `#[def_percpu]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __priv {
-    pub use crate::guard::{with_current, AccessGuard};
+    pub use crate::guard::{check_not_lent, with_current, AccessGuard};
     pub use crate::primitive::{bits_as, from_loaded, from_loaded_sext32};
     pub use crate::raw::remote_ptr;
     pub use crate::storage::check_percpu_type;

@@ -5,7 +5,7 @@ use core::alloc::Layout;
 use core::fmt;
 use core::marker::PhantomData;
 
-use percpu::{raw, AccessGuard, PerCpuInteger, PerCpuPrimitive};
+use percpu::{check_not_lent, raw, AccessGuard, PerCpuInteger, PerCpuPrimitive};
 
 use crate::{space, AllocError};
 
@@ -41,8 +41,12 @@ impl<T> PerCpu<T> {
     ///
     /// # Errors
     ///
-    /// See [`AllocError`]. Zero-sized types take no memory (and need no [`init`](crate::init)).
+    /// See [`AllocError`]. Zero-sized types take no memory (they need the per-CPU areas, but not
+    /// [`init`](crate::init)).
     pub fn new_with(mut init: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
+        if cpu_count() == 0 {
+            return Err(AllocError::NotInitialized);
+        }
         let layout = Layout::new::<T>();
         let offset = if layout.size() == 0 {
             // Any aligned, non-null address serves a zero-sized type: the area bases are aligned to
@@ -151,6 +155,7 @@ impl<T: PerCpuPrimitive> PerCpu<T> {
     /// Reads this CPU's copy (one instruction on x86_64, the VMA in a register).
     #[inline]
     pub fn read_current(&self) -> T {
+        check_not_lent(self.vma);
         let _guard = AccessGuard::new();
         // SAFETY: the VMA designates a `T`; the guard keeps this task on this CPU.
         unsafe { raw::read_current(self.vma) }
@@ -159,9 +164,10 @@ impl<T: PerCpuPrimitive> PerCpu<T> {
     /// Writes this CPU's copy (one instruction on x86_64).
     #[inline]
     pub fn write_current(&self, value: T) {
+        check_not_lent(self.vma);
         let _guard = AccessGuard::new();
-        // SAFETY: as in `read_current`; a primitive copy is never lent out as a reference by this API
-        // except inside `with_current`, which cannot run while this one-access call does.
+        // SAFETY: as in `read_current`; no reference to the copy is live (a `with_current` lending it
+        // out is detected in debug builds and excluded by the documented contract in release builds).
         unsafe { raw::write_current(self.vma, value) }
     }
 }
@@ -171,13 +177,16 @@ impl<T: PerCpuInteger> PerCpu<T> {
     /// guarantee (one instruction on x86_64).
     #[inline]
     pub fn add_current(&self, value: T) {
-        // SAFETY: the VMA designates a `T`; the operation is interrupt- and migration-safe.
+        check_not_lent(self.vma);
+        // SAFETY: the VMA designates a `T`; the operation is interrupt- and migration-safe; no
+        // reference to the copy is live (as in `write_current`).
         unsafe { raw::add_current(self.vma, value) }
     }
 
     /// Subtracts `value` (wrapping) from this CPU's copy, as [`add_current`](Self::add_current).
     #[inline]
     pub fn sub_current(&self, value: T) {
+        check_not_lent(self.vma);
         // SAFETY: as in `add_current`.
         unsafe { raw::sub_current(self.vma, value) }
     }

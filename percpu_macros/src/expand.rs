@@ -115,9 +115,9 @@ pub fn expand(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
             /// In debug builds, when called while a `with_current` on the same variable is already running on
             /// this CPU (nested call, or an interrupt handler): that would create two `&mut` to one copy.
             #[inline]
-            pub fn with_current<F, T>(&self, f: F) -> T
+            pub fn with_current<__PercpuF, __PercpuR>(&self, f: __PercpuF) -> __PercpuR
             where
-                F: FnOnce(&mut #ty) -> T,
+                __PercpuF: FnOnce(&mut #ty) -> __PercpuR,
             {
                 // SAFETY: the VMA of this static designates a `T` in every area.
                 unsafe { #rt::__priv::with_current(self.symbol_vma(), f) }
@@ -197,8 +197,14 @@ fn value_methods(var: &PerCpuStatic, rt: &TokenStream, storage: &syn::Ident) -> 
         }
 
         /// Reads this CPU's copy, with preemption disabled where the read is not one instruction.
+        ///
+        /// # Panics
+        ///
+        /// In debug builds, when called inside a `with_current` on this variable (which lends the
+        /// copy out as `&mut`); the same holds for `write_current`, `add_current` and `sub_current`.
         #[inline]
         pub fn read_current(&self) -> #ty {
+            #rt::__priv::check_not_lent(self.symbol_vma());
             let _guard = #rt::__priv::AccessGuard::new();
             // SAFETY: the guard keeps this task on this CPU.
             unsafe { self.read_current_raw() }
@@ -207,6 +213,7 @@ fn value_methods(var: &PerCpuStatic, rt: &TokenStream, storage: &syn::Ident) -> 
         /// Writes this CPU's copy, with preemption disabled where the write is not one instruction.
         #[inline]
         pub fn write_current(&self, val: #ty) {
+            #rt::__priv::check_not_lent(self.symbol_vma());
             let _guard = #rt::__priv::AccessGuard::new();
             // SAFETY: the guard keeps this task on this CPU.
             unsafe { self.write_current_raw(val) }
@@ -217,7 +224,10 @@ fn value_methods(var: &PerCpuStatic, rt: &TokenStream, storage: &syn::Ident) -> 
         /// any guard. See the crate documentation for each architecture's guarantee.
         #[inline]
         pub fn add_current(&self, val: #ty) {
-            // SAFETY: the RMW sequence re-derives the address from the per-CPU register atomically.
+            #rt::__priv::check_not_lent(self.symbol_vma());
+            // SAFETY: the sequence is one instruction (x86_64), or an atomic operation on the address
+            // computed from the register, or a retried exclusive sequence re-reading it (see the crate
+            // documentation); no reference to the copy is live (checked in debug builds).
             unsafe { #rt::__percpu_access!(add, #ty, sym #storage, val) }
         }
 
@@ -225,6 +235,7 @@ fn value_methods(var: &PerCpuStatic, rt: &TokenStream, storage: &syn::Ident) -> 
         /// [`add_current`](Self::add_current).
         #[inline]
         pub fn sub_current(&self, val: #ty) {
+            #rt::__priv::check_not_lent(self.symbol_vma());
             // SAFETY: as in `add_current`.
             unsafe { #rt::__percpu_access!(sub, #ty, sym #storage, val) }
         }

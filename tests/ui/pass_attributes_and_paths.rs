@@ -26,10 +26,20 @@ macro_rules! counters {
 }
 counters!(FROM_MACRO: i16);
 
+/// User types named like the generated methods' generic parameters are not shadowed by them.
+type T = [u64; 2];
+#[allow(dead_code)]
+type F = u8;
+#[percpu::def_percpu]
+static PAIR: T = [1, 2];
+
 fn main() {
     let _ = &raw const __PERCPU_lower_case;
     let _ = lower_case.offset();
     let _ = THROUGH_REEXPORT.symbol_vma();
     // A `$ty` from a macro is still recognized as an integer.
     let _add: fn(&FROM_MACRO_WRAPPER, i16) = FROM_MACRO_WRAPPER::add_current;
+    let _sum = |pair: &PerCpuPair| pair.with_current(|pair: &mut T| pair[0] + pair[1]);
 }
+
+type PerCpuPair = PAIR_WRAPPER;

@@ -48,3 +48,10 @@ pub(crate) unsafe fn write_reg(value: usize) {
         core::arch::asm!("mcr p15, 0, {}, c13, c0, 4", in(reg) value, options(nostack, preserves_flags))
     };
 }
+
+/// Nothing to prepare in a new area on this architecture.
+///
+/// # Safety
+///
+/// None; `unsafe` for the signature shared with the other architectures.
+pub(crate) unsafe fn prepare_area(_area: usize) {}

@@ -127,3 +127,10 @@ pub(crate) unsafe fn write_reg(value: usize) {
         core::arch::asm!("move $r21, {}", in(reg) value, options(nomem, nostack, preserves_flags))
     };
 }
+
+/// Nothing to prepare in a new area on this architecture.
+///
+/// # Safety
+///
+/// None; `unsafe` for the signature shared with the other architectures.
+pub(crate) unsafe fn prepare_area(_area: usize) {}

@@ -4,6 +4,8 @@
 //!
 //! - `read_reg() -> usize` and `unsafe write_reg(usize)`: the raw per-CPU register, which holds
 //!   `area base - template VMA`;
+//! - `unsafe prepare_area(base)`: what a freshly copied area needs besides the template (x86_64
+//!   records its own register value there);
 //! - `ONE_INSTRUCTION_ACCESS`: whether `read_current`/`write_current` are a single instruction (then
 //!   they need no preemption guard);
 //! - the exported macro `__percpu_access!`, an unsafe expression with the forms

@@ -32,3 +32,10 @@ pub(crate) fn read_reg() -> usize {
 ///
 /// None; `unsafe` for the signature shared with the other architectures.
 pub(crate) unsafe fn write_reg(_value: usize) {}
+
+/// Nothing to prepare in a new area on this architecture.
+///
+/// # Safety
+///
+/// None; `unsafe` for the signature shared with the other architectures.
+pub(crate) unsafe fn prepare_area(_area: usize) {}

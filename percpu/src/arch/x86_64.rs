@@ -152,6 +152,18 @@ macro_rules! __percpu_access {
     }};
 }
 
+/// Records in the new area at `area` the register value that designates it, so that `current_ptr` of
+/// a CPU pointed at this area never reads another area's record (as a copy of the template would).
+///
+/// # Safety
+///
+/// `area` must be the base of an area being initialized, which no CPU uses yet.
+pub(crate) unsafe fn prepare_area(area: usize) {
+    let slot = area.wrapping_add(SELF_PTR.offset()) as *mut usize;
+    // SAFETY: the slot of `SELF_PTR` inside the caller's area.
+    unsafe { slot.write(area.wrapping_sub(crate::template::template_vma())) };
+}
+
 /// The raw per-CPU register: `GS_BASE`.
 #[cfg(target_os = "none")]
 pub(crate) fn read_reg() -> usize {
@@ -224,7 +236,12 @@ pub(crate) fn read_reg() -> usize {
 pub(crate) unsafe fn write_reg(value: usize) {
     // SAFETY: ARCH_SET_GS takes the new base by value.
     let ret = unsafe { arch_prctl::call(arch_prctl::ARCH_SET_GS, value) };
-    assert!(ret == 0, "percpu: arch_prctl(ARCH_SET_GS) failed: {ret}");
+    assert!(
+        ret == 0,
+        "percpu: arch_prctl(ARCH_SET_GS, {value:#x}) failed ({ret}): the register value, area base minus \
+         template address, must be a canonical user address (areas below the executable's data, as in a \
+         static-pie program whose heap lies below it, give a negative one)"
+    );
     // SAFETY: GS now designates the area, which the caller vouches for.
     unsafe { SELF_PTR.write_current_raw(value) };
 }

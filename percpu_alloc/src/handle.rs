@@ -194,9 +194,11 @@ impl<T: PerCpuInteger> PerCpu<T> {
 
 impl<T> Drop for PerCpu<T> {
     fn drop(&mut self) {
-        for cpu in 0..cpu_count() {
-            // SAFETY: every copy was initialized by `new_with` and is dropped once, here.
-            unsafe { self.remote_ptr(cpu).drop_in_place() };
+        if core::mem::needs_drop::<T>() {
+            for cpu in 0..cpu_count() {
+                // SAFETY: every copy was initialized by `new_with` and is dropped once, here.
+                unsafe { self.remote_ptr(cpu).drop_in_place() };
+            }
         }
         if size_of::<T>() != 0 {
             space::free(self.offset());

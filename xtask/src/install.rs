@@ -22,7 +22,7 @@ const QEMU_PACKAGES: [&str; 3] = ["qemu-system-x86", "qemu-system-arm", "qemu-sy
 pub enum Toolchain {
     /// With the toolchain's prebuilt `core` for the target.
     Prebuilt,
-    /// With `-Zbuild-std=core` (nightly, `rust-src`): the target has no
+    /// With `-Zbuild-std=core,alloc` (nightly, `rust-src`): the target has no
     /// prebuilt `core` on this toolchain.
     BuildStd,
 }

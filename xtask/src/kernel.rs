@@ -70,7 +70,7 @@ impl Build {
         }
         if toolchain == Toolchain::BuildStd {
             cargo.args([
-                "-Zbuild-std=core",
+                "-Zbuild-std=core,alloc",
                 "-Zbuild-std-features=compiler-builtins-mem",
             ]);
         }

@@ -2,6 +2,8 @@
 //! Never run: only compiled for the bare-metal targets.
 #![no_std]
 
+use percpu_alloc::{PerCpu, PerCpuCounter};
+
 include!("../../probes.rs");
 
 /// `add_current` of a `u64`: guard-less, one instruction on x86_64.
@@ -84,9 +86,30 @@ pub unsafe extern "C" fn handle_add_current_u64(handle: &usize, value: u64) {
     unsafe { percpu::raw::add_current::<u64>(*handle, value) }
 }
 
-// TODO(lead, when `percpu_alloc` lands): add a `percpu_alloc = { path = "../../percpu_alloc" }`
-// dependency and these probes (and their rows in `xtask/src/codegen.rs`):
-// - `percpu_alloc_read_u64(handle: &PerCpu<u64>) -> u64`: `handle.read_current()`;
-// - `percpu_alloc_write_u64(handle: &PerCpu<u64>, value: u64)`: `handle.write_current(value)`;
-// - `percpu_alloc_add_u64(handle: &PerCpu<u64>, value: u64)`: `handle.add_current(value)`;
-// - `percpu_counter_add(counter: &PerCpuCounter, value: i64)`: `counter.add(value)`.
+/// `PerCpu::<u64>::read_current` through `&PerCpu<u64>`: the VMA is loaded from the handle.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn percpu_alloc_read_u64(handle: &PerCpu<u64>) -> u64 {
+    handle.read_current()
+}
+
+/// `PerCpu::<u64>::write_current` through `&PerCpu<u64>`.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn percpu_alloc_write_u64(handle: &PerCpu<u64>, value: u64) {
+    handle.write_current(value)
+}
+
+/// `PerCpu::<u64>::add_current` through `&PerCpu<u64>`.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn percpu_alloc_add_u64(handle: &PerCpu<u64>, value: u64) {
+    handle.add_current(value)
+}
+
+/// `PerCpuCounter::add` through `&PerCpuCounter` (an `i64` part per CPU).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn percpu_counter_add(counter: &PerCpuCounter, value: i64) {
+    counter.add(value)
+}

@@ -1,0 +1,360 @@
+//! Host benchmarks of run-time allocated per-CPU data (`percpu_alloc`), on an x86_64 Linux host where
+//! this thread acts as CPU 0 of `CPUS` areas with the default dynamic reserve (its `GS` base points at
+//! area 0), further chunks coming from the global allocator.
+//!
+//! - groups `read_u64`, `write_u64`, `add_u64` (those of `benches/access.rs`, ns per operation,
+//!   `BATCH` per iteration): a `PerCpu<u64>` handle used by reference (`percpu_alloc`), and what users
+//!   write without per-CPU allocation, a `Box<[CachePadded<AtomicU64>]>` indexed by a CPU id held in a
+//!   variable, with relaxed loads and stores (`cache_padded_box`);
+//! - groups `count_1_thread`, `count_2_threads` (ns per increment and thread, `INCREMENTS` per thread
+//!   and iteration): each thread acting as its own CPU increments a `PerCpuCounter`
+//!   (`percpu_counter`), one shared `AtomicU64` with `fetch_add` (`atomic_shared`), or one
+//!   `Mutex<u64>` (`mutex`);
+//! - groups `alloc_free_<N>B` (ns per allocation and drop): a `PerCpu<[u8; N]>` (`percpu_alloc`)
+//!   against a `Box<[CachePadded<[u8; N]>]>` of `CPUS` slots (`cache_padded_box`);
+//! - groups `alloc_free_8B_<L>_live`: the 8-byte `PerCpu` allocation and drop with `L` other 8-byte
+//!   objects live (`percpu_alloc`).
+//!
+//! Before measuring, a mixed workload (objects of `MIXED_SIZES` bytes) goes through the real allocator:
+//! the bytes asked for against the bytes of the chunks it holds (`percpu_alloc::stats()`, per CPU) are
+//! printed and written to `criterion/memory_efficiency/mixed.txt` for `cargo xtask bench`.
+//!
+//! Independent of `benches/access.rs`: a binary of its own, with its own areas.
+
+#[allow(dead_code)] // `benches/access.rs` uses the rest of it.
+mod shared;
+
+use std::any::Any;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Barrier, Mutex};
+use std::time::{Duration, Instant};
+use std::{env, fs, thread};
+
+use criterion::{Criterion, SamplingMode, Throughput};
+use percpu_alloc::{GlobalAllocSource, PerCpu, PerCpuCounter};
+use shared::{access_group, batched, CPUS};
+
+/// What users write without per-CPU allocation: one slot per CPU, each on its own cache line(s).
+#[repr(align(64))]
+struct CachePadded<T>(T);
+
+/// Increments per thread in one iteration of the counting benchmarks.
+const INCREMENTS: u64 = 100_000;
+
+/// The live-object counts of the `alloc_free_8B_<L>_live` groups.
+const LIVE: [usize; 3] = [1_000, 100_000, 1_000_000];
+
+/// The object sizes of the memory-efficiency workload, allocated in turn.
+const MIXED_SIZES: [usize; 9] = [4, 8, 12, 16, 24, 40, 64, 200, 1000];
+
+/// The number of objects of the memory-efficiency workload.
+const MIXED_OBJECTS: usize = 45_000;
+
+/// Makes this thread CPU 0 of `CPUS` areas with the default dynamic reserve, on the heap, and sets up
+/// dynamic allocation with further chunks from the global allocator. The areas live until the process
+/// exits.
+fn become_cpu0() {
+    let layout = percpu_alloc::area_layout(CPUS);
+    // SAFETY: the layout of `CPUS` areas is not zero-sized.
+    let base = unsafe { std::alloc::alloc(layout) };
+    assert!(!base.is_null(), "cannot allocate the per-CPU areas");
+    percpu_alloc::init_areas(base, CPUS).expect("percpu_alloc::init_areas");
+    percpu::init_percpu_reg(0);
+    percpu_alloc::init(&GlobalAllocSource).expect("percpu_alloc::init");
+    // The handle's accesses must reach this thread's copy in area 0.
+    let handle = PerCpu::new_with(|cpu| cpu as u64).expect("alloc");
+    assert_eq!(handle.read_current(), 0);
+    // SAFETY: CPU 0 is initialized, and this thread is CPU 0.
+    let copy = unsafe { handle.current_ptr() } as usize;
+    assert!((base as usize..base as usize + layout.size() / CPUS).contains(&copy));
+}
+
+/// `read_u64`, `write_u64`, `add_u64`: a `PerCpu<u64>` used by reference, and this CPU's slot of a
+/// `Box<[CachePadded<AtomicU64>]>`.
+fn access(c: &mut Criterion) {
+    let handle = PerCpu::<u64>::new_with(|_| 0).expect("alloc");
+    let handle = &handle;
+    let slots: Box<[CachePadded<AtomicU64>]> =
+        (0..CPUS).map(|_| CachePadded(AtomicU64::new(0))).collect();
+    // The CPU id held in a variable (this thread is CPU 0), with the slots as a `Copy` state.
+    let state = (&*slots, black_box(0usize));
+
+    let mut group = access_group(c, "read_u64");
+    batched(&mut group, "percpu_alloc", handle, |handle, _| {
+        black_box(handle.read_current());
+    });
+    batched(&mut group, "cache_padded_box", state, |(slots, cpu), _| {
+        black_box(slots[cpu].0.load(Ordering::Relaxed));
+    });
+    group.finish();
+
+    let mut group = access_group(c, "write_u64");
+    batched(&mut group, "percpu_alloc", handle, |handle, i| {
+        handle.write_current(i)
+    });
+    batched(&mut group, "cache_padded_box", state, |(slots, cpu), i| {
+        slots[cpu].0.store(i, Ordering::Relaxed)
+    });
+    group.finish();
+
+    let mut group = access_group(c, "add_u64");
+    batched(&mut group, "percpu_alloc", handle, |handle, i| {
+        handle.add_current(i)
+    });
+    // A relaxed load and store (no locked instruction): what a kernel writes for its own CPU's slot
+    // with preemption disabled.
+    batched(&mut group, "cache_padded_box", state, |(slots, cpu), i| {
+        let slot = &slots[cpu].0;
+        slot.store(
+            slot.load(Ordering::Relaxed).wrapping_add(i),
+            Ordering::Relaxed,
+        )
+    });
+    group.finish();
+}
+
+/// The host CPUs this process may run on, to give each counting thread its own.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `cpu_set_t` is plain data, filled in by `sched_getaffinity`.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid `cpu_set_t` of the given size.
+    if unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` is below `CPU_SETSIZE`.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+/// Pins the calling thread to host CPU `cpu` (best effort: an unpinned thread still runs).
+fn pin_to(cpu: usize) {
+    // SAFETY: as in `allowed_cpus`.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below `CPU_SETSIZE` (it came from `allowed_cpus`).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid `cpu_set_t`; pid 0 is the calling thread.
+    unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+}
+
+/// Runs `iters × INCREMENTS` calls of `increment` on each of `threads` threads started together, thread
+/// `k` acting as per-CPU CPU `k + 1` (this thread, CPU 0, only waits) and pinned to its own host CPU
+/// when there are enough; returns the time from the start of all to the end of the last.
+fn contend(
+    threads: usize,
+    iters: u64,
+    host_cpus: &[usize],
+    increment: &(impl Fn() + Sync),
+) -> Duration {
+    assert!(
+        threads < CPUS,
+        "each counting thread needs a per-CPU area of its own"
+    );
+    let barrier = Barrier::new(threads + 1);
+    thread::scope(|scope| {
+        for k in 0..threads {
+            let barrier = &barrier;
+            scope.spawn(move || {
+                if host_cpus.len() >= threads {
+                    pin_to(host_cpus[k]);
+                }
+                percpu::init_percpu_reg(k + 1);
+                barrier.wait();
+                for _ in 0..iters * INCREMENTS {
+                    increment();
+                }
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        barrier.wait();
+        start.elapsed()
+    })
+}
+
+/// `count_1_thread`, `count_2_threads`: `INCREMENTS` per thread and iteration.
+fn counting(c: &mut Criterion) {
+    let host_cpus = allowed_cpus();
+    let counter = PerCpuCounter::new().expect("alloc");
+    let atomic = AtomicU64::new(0);
+    let mutex = Mutex::new(0u64);
+    for (threads, group) in [(1, "count_1_thread"), (2, "count_2_threads")] {
+        let mut group = c.benchmark_group(group);
+        // ns per increment and thread: each thread does `INCREMENTS` per iteration.
+        group.throughput(Throughput::Elements(INCREMENTS));
+        // The mutex takes milliseconds per iteration under contention.
+        group.sampling_mode(SamplingMode::Flat).sample_size(20);
+        group.bench_function("percpu_counter", |b| {
+            b.iter_custom(|iters| {
+                let before = counter.sum();
+                let time = contend(threads, iters, &host_cpus, &|| counter.inc());
+                let added = (iters * INCREMENTS) as i64 * threads as i64;
+                assert_eq!(counter.sum().wrapping_sub(before), added);
+                time
+            })
+        });
+        group.bench_function("atomic_shared", |b| {
+            b.iter_custom(|iters| {
+                contend(threads, iters, &host_cpus, &|| {
+                    atomic.fetch_add(1, Ordering::Relaxed);
+                })
+            })
+        });
+        group.bench_function("mutex", |b| {
+            b.iter_custom(|iters| {
+                contend(threads, iters, &host_cpus, &|| {
+                    *mutex.lock().unwrap() += 1;
+                })
+            })
+        });
+        group.finish();
+    }
+}
+
+/// A `PerCpu<[u8; N]>` allocated and dropped.
+fn percpu_alloc_free<const N: usize>() {
+    drop(black_box(
+        PerCpu::<[u8; N]>::new_with(|_| [0; N]).expect("alloc"),
+    ));
+}
+
+/// A `Box<[CachePadded<[u8; N]>]>` of `CPUS` slots allocated and dropped.
+fn cache_padded_alloc_free<const N: usize>() {
+    let slots: Box<[CachePadded<[u8; N]>]> = (0..CPUS).map(|_| CachePadded([0; N])).collect();
+    drop(black_box(slots));
+}
+
+/// `alloc_free_<N>B`: allocation and drop of an `N`-byte per-CPU object, ours against a boxed slice.
+fn alloc_free<const N: usize>(c: &mut Criterion) {
+    let mut group = c.benchmark_group(format!("alloc_free_{N}B"));
+    group.bench_function("percpu_alloc", |b| b.iter(percpu_alloc_free::<N>));
+    group.bench_function("cache_padded_box", |b| b.iter(cache_padded_alloc_free::<N>));
+    group.finish();
+}
+
+/// `alloc_free_8B_<L>_live`: the 8-byte allocation and drop with `L` other 8-byte objects live, which
+/// are allocated beforehand (in the order of a program that keeps them) and live while it is measured.
+fn alloc_free_live(c: &mut Criterion) {
+    let mut live: Vec<PerCpu<[u8; 8]>> = Vec::with_capacity(LIVE[LIVE.len() - 1]);
+    for count in LIVE {
+        while live.len() < count {
+            live.push(PerCpu::new_with(|_| [0; 8]).expect("alloc"));
+        }
+        let stats = percpu_alloc::stats().expect("stats");
+        println!(
+            "{count} live objects: {} chunks, {} bytes of chunks per CPU",
+            stats.chunks, stats.chunk_bytes
+        );
+        let mut group = c.benchmark_group(format!("alloc_free_8B_{count}_live"));
+        group.bench_function("percpu_alloc", |b| b.iter(percpu_alloc_free::<8>));
+        group.finish();
+    }
+}
+
+/// One per-CPU object of `N` bytes, kept as long as the box lives.
+fn mixed_object<const N: usize>() -> Box<dyn Any> {
+    Box::new(PerCpu::<[u8; N]>::new_with(|_| [0; N]).expect("alloc"))
+}
+
+/// A deterministic pseudo-random sequence (a 64-bit linear congruential generator, high bits).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, bound: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) as usize) % bound
+    }
+}
+
+/// The usage figures of the allocator as `key=value` lines, prefixed with `phase`.
+fn efficiency_lines(phase: &str) -> String {
+    let stats = percpu_alloc::stats().expect("stats");
+    format!(
+        "{phase}.objects={}\n{phase}.requested_bytes={}\n{phase}.reserved_bytes={}\n\
+         {phase}.chunk_bytes={}\n{phase}.chunks={}\n",
+        stats.live_allocations,
+        stats.requested_bytes,
+        stats.reserved_bytes,
+        stats.chunk_bytes,
+        stats.chunks
+    )
+}
+
+/// The mixed workload through the real allocator, on an otherwise empty space: `MIXED_OBJECTS` objects
+/// of the `MIXED_SIZES` in a pseudo-random order (`allocated`), then a pseudo-random half of them
+/// replaced by new ones (`churned`). Prints the figures and writes them for `cargo xtask bench`.
+fn memory_efficiency() {
+    assert_eq!(percpu_alloc::stats().expect("stats").live_allocations, 0);
+    let constructors: [fn() -> Box<dyn Any>; 9] = [
+        mixed_object::<4>,
+        mixed_object::<8>,
+        mixed_object::<12>,
+        mixed_object::<16>,
+        mixed_object::<24>,
+        mixed_object::<40>,
+        mixed_object::<64>,
+        mixed_object::<200>,
+        mixed_object::<1000>,
+    ];
+    debug_assert_eq!(MIXED_SIZES.len(), constructors.len());
+    let mut random = Lcg(0x5eed);
+    let mut objects: Vec<Box<dyn Any>> = (0..MIXED_OBJECTS)
+        .map(|_| constructors[random.below(constructors.len())]())
+        .collect();
+    let mut report = efficiency_lines("allocated");
+    for _ in 0..MIXED_OBJECTS / 2 {
+        let at = random.below(objects.len());
+        objects.swap_remove(at);
+    }
+    while objects.len() < MIXED_OBJECTS {
+        objects.push(constructors[random.below(constructors.len())]());
+    }
+    report += &efficiency_lines("churned");
+    drop(objects);
+    report += &format!(
+        "sizes={}\n",
+        MIXED_SIZES.map(|size| size.to_string()).join(",")
+    );
+    print!("memory efficiency of the mixed workload (per CPU):\n{report}");
+
+    let dir = criterion_home().join("memory_efficiency");
+    let written = fs::create_dir_all(&dir).and_then(|()| fs::write(dir.join("mixed.txt"), &report));
+    if let Err(e) = written {
+        eprintln!("cannot write {}: {e}", dir.display());
+    }
+}
+
+/// Where criterion writes (its own rules, the `cargo metadata` step replaced by the directory of
+/// this executable: `<target>/release/deps/alloc-…`).
+fn criterion_home() -> PathBuf {
+    if let Some(home) = env::var_os("CRITERION_HOME") {
+        return home.into();
+    }
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let exe = env::current_exe().ok()?;
+            Some(exe.ancestors().nth(3)?.to_path_buf())
+        });
+    target.unwrap_or_else(|| "target".into()).join("criterion")
+}
+
+fn main() {
+    become_cpu0();
+    memory_efficiency();
+    let mut c = shared::criterion();
+    access(&mut c);
+    counting(&mut c);
+    alloc_free::<8>(&mut c);
+    alloc_free::<64>(&mut c);
+    alloc_free::<512>(&mut c);
+    alloc_free::<4096>(&mut c);
+    alloc_free_live(&mut c);
+    c.final_summary();
+}

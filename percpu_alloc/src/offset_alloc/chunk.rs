@@ -43,6 +43,18 @@ struct Runs {
 impl Runs {
     /// Summary of one bitmap word.
     fn of_word(word: &Word) -> Self {
+        // Words inside a multi-word allocation are entirely used or free.
+        match word.used {
+            u64::MAX => return Self::default(),
+            0 => {
+                return Self {
+                    prefix: u64::BITS,
+                    suffix: u64::BITS,
+                    max: u64::BITS,
+                }
+            }
+            _ => {}
+        }
         let free = !word.used;
         Self {
             prefix: free.trailing_ones(),
@@ -94,9 +106,15 @@ pub(super) struct Chunk {
     tree: Box<[Runs]>,
     /// Number of leaves of `tree`: the word count rounded up to a power of two.
     leaves: usize,
-    /// A word whose summaries in `tree` may not be up to date yet; see
-    /// [`Chunk::settle`].
-    stale_word: Option<usize>,
+    /// The words `first..=last` whose summaries in `tree` may not be up to
+    /// date yet; see [`Chunk::settle`].
+    stale: Option<(usize, usize)>,
+    /// If `stale` is a single word, the `used` bits of it that `tree`
+    /// describes: if the word is back to them, settling has nothing to do.
+    stale_used: u64,
+    /// Every word below this index has no free granule, so the leftmost free
+    /// granule, if any, is at or after its start. A lower bound, not exact.
+    full_words: usize,
 }
 
 impl Chunk {
@@ -118,7 +136,9 @@ impl Chunk {
             words,
             tree: vec![Runs::default(); 2 * leaves].into_boxed_slice(),
             leaves,
-            stale_word: None,
+            stale: None,
+            stale_used: 0,
+            full_words: 0,
         };
         // Nodes with only padding leaves below keep their all-zero summaries.
         chunk.refresh(0, word_count - 1);
@@ -142,20 +162,26 @@ impl Chunk {
 
     /// Length of the longest run of free granules. The chunk must be settled.
     pub(super) fn largest_free_run(&self) -> u32 {
-        debug_assert!(self.stale_word.is_none(), "chunk not settled");
+        debug_assert!(self.stale.is_none(), "chunk not settled");
         self.tree[1].max
     }
 
     /// Brings the tree up to date with the bitmaps.
     ///
-    /// [`Chunk::insert`] and [`Chunk::remove`] within a single word update
-    /// only the bitmaps and leave that word stale, for this call (or the next
-    /// change of another word) to propagate. When an allocation is freed
-    /// before the next search, as short-lived objects are, the word is back
-    /// in the state the tree describes and settling stops at its leaf.
+    /// [`Chunk::insert`] and [`Chunk::remove`] update only the bitmaps and
+    /// leave the words they changed stale, for this call (or the next change
+    /// outside those words) to propagate. When an allocation is freed before
+    /// the next search, as short-lived objects are, its words are back in the
+    /// state the tree describes: settling then stops at their leaves, or
+    /// does nothing at all for a single word whose bits are unchanged.
     pub(super) fn settle(&mut self) {
-        if let Some(word) = self.stale_word.take() {
-            self.refresh_word(word);
+        let Some((first, last)) = self.stale.take() else {
+            return;
+        };
+        if first != last {
+            self.refresh(first, last);
+        } else if self.words[first].used != self.stale_used {
+            self.refresh_word(first);
         }
     }
 
@@ -167,9 +193,9 @@ impl Chunk {
     /// With a larger alignment it may explore every subtree holding a free run
     /// of `len` granules that is not suitably aligned, but it still finds a
     /// fit whenever there is one.
-    pub(super) fn find(&self, len: usize, align: usize, phase: usize) -> Option<usize> {
+    pub(super) fn find(&mut self, len: usize, align: usize, phase: usize) -> Option<usize> {
         debug_assert!(len > 0 && align.is_power_of_two() && phase < align);
-        debug_assert!(self.stale_word.is_none(), "chunk not settled");
+        debug_assert!(self.stale.is_none(), "chunk not settled");
         if align == 1 {
             self.find_unaligned(len)
         } else {
@@ -179,8 +205,16 @@ impl Chunk {
     }
 
     /// The lowest index where `len` free granules start: a single descent,
-    /// since any run of `len` granules fits.
-    fn find_unaligned(&self, len: usize) -> Option<usize> {
+    /// since any run of `len` granules fits. A single granule is often found
+    /// at once in the word at `full_words`.
+    fn find_unaligned(&mut self, len: usize) -> Option<usize> {
+        if len == 1 {
+            let word = self.full_words;
+            let used = self.words.get(word)?.used;
+            if used != u64::MAX {
+                return Some(word * WORD_BITS + used.trailing_ones() as usize);
+            }
+        }
         if (self.tree[1].max as usize) < len {
             return None;
         }
@@ -199,7 +233,14 @@ impl Chunk {
                 start += span;
             }
         }
-        self.find_in_word(node - self.leaves, len, u64::MAX)
+        let found = self.find_in_word(node - self.leaves, len, u64::MAX);
+        if len == 1 {
+            // The leftmost free granule: every word before its word is full.
+            if let Some(granule) = found {
+                self.full_words = granule / WORD_BITS;
+            }
+        }
+        found
     }
 
     /// The lowest granule of word `word` where `len <= 64` free granules
@@ -243,6 +284,7 @@ impl Chunk {
     pub(super) fn insert(&mut self, start: usize, len: usize, slack: usize) {
         let end = start + len;
         debug_assert!(len > 0 && end <= self.granules && slack < GRANULE);
+        let before = self.words[start / WORD_BITS].used;
         self.for_each_word(start, end, |word, mask| {
             debug_assert_eq!(word.used & mask, 0, "allocating used granules");
             word.used |= mask;
@@ -258,7 +300,7 @@ impl Chunk {
             self.words[end / WORD_BITS].bound |= 1 << (end % WORD_BITS);
         }
         self.live += 1;
-        self.touched(start / WORD_BITS, (end - 1) / WORD_BITS);
+        self.touched(start / WORD_BITS, (end - 1) / WORD_BITS, before);
     }
 
     /// Length in granules and rounding slack in bytes of the live allocation
@@ -291,9 +333,12 @@ impl Chunk {
     pub(super) fn remove(&mut self, start: usize) -> Option<(usize, usize)> {
         let (len, slack) = self.extent(start)?;
         let end = start + len;
+        let word = start / WORD_BITS;
+        let before = self.words[word].used;
         self.for_each_word(start, end, |word, mask| word.used &= !mask);
         self.live -= 1;
-        self.touched(start / WORD_BITS, (end - 1) / WORD_BITS);
+        self.full_words = self.full_words.min(word);
+        self.touched(word, (end - 1) / WORD_BITS, before);
         Some((len, slack))
     }
 
@@ -326,33 +371,55 @@ impl Chunk {
         }
     }
 
-    /// Accounts for changed bitmap words `first..=last`: a single word is
-    /// left stale (see [`Chunk::settle`]), a range is propagated at once.
-    fn touched(&mut self, first: usize, last: usize) {
-        if first == last && self.stale_word == Some(first) {
-            return;
+    /// Accounts for changed bitmap words `first..=last`, the `used` bits of
+    /// word `first` having been `before` until the change: they are left
+    /// stale (see [`Chunk::settle`]), after settling any other stale words.
+    fn touched(&mut self, first: usize, last: usize, before: u64) {
+        if let Some((stale_first, stale_last)) = self.stale {
+            if stale_first <= first && last <= stale_last {
+                // Settling will refresh these words anyway.
+                return;
+            }
         }
         self.settle();
-        if first == last {
-            self.stale_word = Some(first);
-        } else {
-            self.refresh(first, last);
-        }
+        // The tree is settled, so it describes the words as they were.
+        self.stale = Some((first, last));
+        self.stale_used = before;
     }
 
-    /// Recomputes the tree above words `first..=last`, level by level.
+    /// Recomputes the leaves of words `first..=last` and the tree above
+    /// them, level by level, stopping at the first level where no node comes
+    /// out changed.
+    ///
+    /// At every level, `lo..=hi` spans the nodes that changed (maybe with
+    /// unchanged ones between them). Their parents, `lo / 2..=hi / 2`, are
+    /// all the nodes of the next level that may change; every other node
+    /// keeps children that did not change. The spans halve at every level,
+    /// so this takes O(last - first + log words) joins.
     fn refresh(&mut self, first: usize, last: usize) {
+        let (mut lo, mut hi) = (usize::MAX, 0);
         for word in first..=last {
-            self.tree[self.leaves + word] = Runs::of_word(&self.words[word]);
-        }
-        let (mut lo, mut hi) = ((self.leaves + first) / 2, (self.leaves + last) / 2);
-        let mut half = WORD_BITS as u32;
-        while lo >= 1 {
-            for node in lo..hi + 1 {
-                self.tree[node] = Runs::join(self.tree[2 * node], self.tree[2 * node + 1], half);
+            let node = self.leaves + word;
+            let runs = Runs::of_word(&self.words[word]);
+            if self.tree[node] != runs {
+                self.tree[node] = runs;
+                lo = lo.min(node);
+                hi = node;
             }
-            lo /= 2;
-            hi /= 2;
+        }
+        let mut half = WORD_BITS as u32;
+        // The root (node 1) has no parent.
+        while lo <= hi && lo > 1 {
+            let (parents_lo, parents_hi) = (lo / 2, hi / 2);
+            (lo, hi) = (usize::MAX, 0);
+            for node in parents_lo..=parents_hi {
+                let runs = Runs::join(self.tree[2 * node], self.tree[2 * node + 1], half);
+                if self.tree[node] != runs {
+                    self.tree[node] = runs;
+                    lo = lo.min(node);
+                    hi = node;
+                }
+            }
             half *= 2;
         }
     }
@@ -522,5 +589,85 @@ mod tests {
             }
         }
         chunk.assert_consistent();
+    }
+
+    /// The summary tree of `chunk` rebuilt from its bitmaps, bottom-up over
+    /// every node, without any early stop.
+    fn rebuilt_tree(chunk: &Chunk) -> Vec<Runs> {
+        let mut tree = vec![Runs::default(); 2 * chunk.leaves];
+        for (word, planes) in chunk.words.iter().enumerate() {
+            tree[chunk.leaves + word] = Runs::of_word(planes);
+        }
+        let mut half = WORD_BITS as u32;
+        let mut level = chunk.leaves / 2;
+        while level >= 1 {
+            for node in level..2 * level {
+                tree[node] = Runs::join(tree[2 * node], tree[2 * node + 1], half);
+            }
+            level /= 2;
+            half *= 2;
+        }
+        tree
+    }
+
+    #[test]
+    fn multi_word_refresh_matches_rebuild() {
+        // 37 words and a partial one: the tree has padding leaves.
+        let granules = 37 * WORD_BITS + 5;
+        let mut chunk = Chunk::new(0, granules);
+        let mut used = vec![false; granules];
+        let mut live: Vec<usize> = Vec::new();
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        for step in 0..if cfg!(miri) { 60 } else { 3000 } {
+            if live.is_empty() || next(5) >= 2 {
+                // Mostly multi-word allocations, some word-aligned, some
+                // small ones to break runs up, at the leftmost fit or at a
+                // random free place (changes away from the longest run).
+                let len = match next(4) {
+                    0 => 1 + next(8),
+                    1 => WORD_BITS * (1 + next(6)),
+                    _ => WORD_BITS + 1 + next(5 * WORD_BITS),
+                };
+                let fits = |p: usize| p + len <= granules && used[p..p + len].iter().all(|u| !u);
+                let start = if next(2) == 0 {
+                    chunk.settle();
+                    let found = chunk.find(len, 1, 0);
+                    assert_eq!(found, (0..granules).find(|&p| fits(p)), "leftmost fit");
+                    found
+                } else {
+                    let from = next(granules);
+                    (from..granules).chain(0..from).find(|&p| fits(p))
+                };
+                if let Some(start) = start {
+                    chunk.insert(start, len, 0);
+                    used[start..start + len].fill(true);
+                    live.push(start);
+                }
+            } else {
+                let start = live.swap_remove(next(live.len()));
+                let (len, _) = chunk.remove(start).expect("live allocation");
+                used[start..start + len].fill(false);
+            }
+            if step % 4 == 0 {
+                chunk.settle();
+                assert!(chunk.tree[..] == rebuilt_tree(&chunk)[..], "step {step}");
+                chunk.settle();
+                let leftmost_free = used.iter().position(|u| !u);
+                assert_eq!(chunk.find(1, 1, 0), leftmost_free, "step {step}");
+            }
+        }
+        chunk.assert_consistent();
+        while let Some(start) = live.pop() {
+            chunk.remove(start).expect("live allocation");
+            chunk.settle();
+            assert!(chunk.tree[..] == rebuilt_tree(&chunk)[..]);
+        }
+        assert_eq!(chunk.largest_free_run() as usize, granules);
     }
 }

@@ -43,11 +43,12 @@
 //! - a complete binary tree over the 64-bit bitmap words in which every node
 //!   holds the free run at the start of its span, the one at its end, and
 //!   the longest one inside. It finds the leftmost run of `n` free granules
-//!   in O(log words). Updating it after a change also takes O(log words), and
-//!   stops at the first node that comes out unchanged. A change confined to
-//!   one word is propagated lazily, at the next allocation or the next change
-//!   of another word, so an object freed before the next allocation costs no
-//!   tree update beyond its leaf.
+//!   in O(log words). Updating it after a change of `k` words takes
+//!   O(k + log words), and stops at the first level where no node comes out
+//!   changed. Changes are propagated lazily, at the next allocation or the
+//!   next change of other words, so an object freed before the next
+//!   allocation costs no tree update beyond its leaves (nothing at all for a
+//!   single word back to its old bits).
 //!
 //! Across chunks, a max-tree over the chunks' longest free runs finds the
 //! first chunk with room in O(log chunks). Chunks are ordered from oldest to
@@ -219,7 +220,7 @@ impl OffsetAllocator {
         self.settle();
         let mut candidate = self.largest_runs.first_at_least(min_run, 0);
         while let Some(index) = candidate {
-            let chunk = &self.chunks[index];
+            let chunk = &mut self.chunks[index];
             // Granules from the chunk base to the first aligned offset.
             let phase = (chunk.base().wrapping_neg() & (align - 1)) / GRANULE;
             if let Some(start) = chunk.find(len, align_granules, phase) {

@@ -81,12 +81,10 @@ mod tests {
 
     /// Small deterministic generator of test words, rich in long runs.
     fn sample_words() -> impl Iterator<Item = u64> {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rng = crate::offset_alloc::test_rng::XorShift::new(0x9E37_79B9_7F4A_7C15);
         let fixed = [0, u64::MAX, 1, 1 << 63, u64::MAX >> 1, u64::MAX << 1];
         let random = (0..if cfg!(miri) { 40 } else { 2000 }).map(move |_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = rng.next_u64();
             // Or/and-ing shifted copies makes long runs of ones and zeros.
             match state % 3 {
                 0 => state,

@@ -548,13 +548,8 @@ mod tests {
         let mut chunk = Chunk::new(0, granules);
         let mut used = vec![false; granules];
         let mut live: Vec<usize> = Vec::new();
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move |bound: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % bound as u64) as usize
-        };
+        let mut rng = crate::offset_alloc::test_rng::XorShift::new(0x2545_F491_4F6C_DD1D);
+        let mut next = move |bound: usize| rng.below(bound);
         for _ in 0..if cfg!(miri) { 40 } else { 600 } {
             if live.is_empty() || next(3) != 0 {
                 let len = if next(4) == 0 {
@@ -617,13 +612,8 @@ mod tests {
         let mut chunk = Chunk::new(0, granules);
         let mut used = vec![false; granules];
         let mut live: Vec<usize> = Vec::new();
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move |bound: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % bound as u64) as usize
-        };
+        let mut rng = crate::offset_alloc::test_rng::XorShift::new(0x9E37_79B9_7F4A_7C15);
+        let mut next = move |bound: usize| rng.below(bound);
         for step in 0..if cfg!(miri) { 60 } else { 3000 } {
             if live.is_empty() || next(5) >= 2 {
                 // Mostly multi-word allocations, some word-aligned, some

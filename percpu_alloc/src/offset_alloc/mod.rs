@@ -71,6 +71,8 @@ mod error;
 mod max_tree;
 
 #[cfg(test)]
+mod test_rng;
+#[cfg(test)]
 mod tests;
 
 use alloc::vec::Vec;

@@ -1,11 +1,14 @@
 //! The architectures the test kernel runs on: Rust target, toolchain, and the
 //! QEMU command line, which lives next to each architecture's boot code in
-//! `tests/kernel/src/arch/<arch>_qemu.rs` and is included from there.
+//! `tests/kernel/src/arch/<arch>_qemu.rs` and is included from there, with
+//! the part all of them share in `tests/kernel/src/arch/qemu_common.rs`.
 
 #[path = "../../tests/kernel/src/arch/aarch64_qemu.rs"]
 mod aarch64_qemu;
 #[path = "../../tests/kernel/src/arch/loongarch64_qemu.rs"]
 mod loongarch64_qemu;
+#[path = "../../tests/kernel/src/arch/qemu_common.rs"]
+mod qemu_common;
 #[path = "../../tests/kernel/src/arch/riscv64_qemu.rs"]
 mod riscv64_qemu;
 #[path = "../../tests/kernel/src/arch/x86_64_qemu.rs"]

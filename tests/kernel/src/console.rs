@@ -52,3 +52,26 @@ macro_rules! println {
         $crate::console::print_line(format_args!($($arg)*))
     };
 }
+
+/// Writes `s` straight to the serial console, without taking [`LOCK`]: for
+/// the exception reports, which must not wait for (or use the formatting
+/// machinery of) code they may have interrupted.
+#[cfg(any(target_arch = "x86_64", target_arch = "loongarch64"))]
+pub fn write_str_unlocked(s: &str) {
+    s.bytes().for_each(arch::console_write_byte);
+}
+
+/// Writes `value` as `0x` and 16 hexadecimal digits, as [`write_str_unlocked`]
+/// does.
+#[cfg(any(target_arch = "x86_64", target_arch = "loongarch64"))]
+pub fn write_hex_unlocked(value: u64) {
+    write_str_unlocked("0x");
+    for shift in (0..16).rev() {
+        let digit = ((value >> (shift * 4)) & 0xf) as u8;
+        arch::console_write_byte(if digit < 10 {
+            b'0' + digit
+        } else {
+            b'a' + digit - 10
+        });
+    }
+}

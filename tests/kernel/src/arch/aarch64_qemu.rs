@@ -6,6 +6,10 @@
 //! implements itself. The kernel powers off through semihosting `SYS_EXIT`,
 //! which makes QEMU exit with the status the kernel chose.
 
+// The host-side includer provides `qemu_common.rs` as `super::qemu_common`.
+#[cfg(not(target_os = "none"))]
+use super::qemu_common;
+
 /// QEMU's exit status when the kernel reports success.
 pub const QEMU_PASS_STATUS: i32 = 0;
 
@@ -33,29 +37,18 @@ pub fn qemu_args_el2(smp: usize, kernel: &str) -> Vec<String> {
 /// The command line for the given `-machine` value.
 #[cfg(not(target_os = "none"))]
 fn args(machine: &str, smp: usize, kernel: &str) -> Vec<String> {
-    let smp = smp.to_string();
-    [
-        "qemu-system-aarch64",
-        "-machine",
-        machine,
-        "-cpu",
-        "cortex-a53",
-        "-m",
-        "128M",
-        "-smp",
-        &smp,
-        "-semihosting-config",
-        "enable=on,target=native",
-        "-nographic",
-        "-monitor",
-        "none",
-        "-serial",
-        "stdio",
-        "-nic",
-        "none",
-        "-kernel",
+    qemu_common::command(
+        &[
+            "qemu-system-aarch64",
+            "-machine",
+            machine,
+            "-cpu",
+            "cortex-a53",
+            "-m",
+            "128M",
+        ],
+        smp,
+        &["-semihosting-config", "enable=on,target=native"],
         kernel,
-    ]
-    .map(String::from)
-    .to_vec()
+    )
 }

@@ -38,6 +38,9 @@ use core::cell::UnsafeCell;
 use core::hint::spin_loop;
 use core::sync::atomic::{fence, AtomicUsize, Ordering};
 
+use super::uart16550::{Mmio, Uart16550};
+use crate::console::{write_hex_unlocked, write_str_unlocked};
+
 #[path = "loongarch64_qemu.rs"]
 mod qemu;
 
@@ -53,11 +56,8 @@ const STACK_SIZE: usize = 256 * 1024;
 /// Number of core ids with a boot slot; a CPU with a higher id parks itself.
 const MAX_CORE_IDS: usize = 64;
 
-/// The first 16550 UART (registers one byte apart) and its line status
-/// register; LSR bit 5 means the transmit holding register is empty.
+/// The first 16550 UART (registers one byte apart).
 const UART_BASE: usize = 0x1fe0_01e0;
-const UART_LSR: usize = UART_BASE + 5;
-const LSR_THR_EMPTY: u8 = 1 << 5;
 
 /// ACPI GED sleep control register and the value that enters S5 (power off):
 /// SLP_EN | SLP_TYP = 5.
@@ -285,50 +285,16 @@ fn core_id() -> usize {
     id & 0x1ff
 }
 
-/// Programs the UART for 8N1 with FIFOs on and no interrupts.
-fn uart_init() {
-    // SAFETY: the `virt` board has a 16550 UART at UART_BASE; these writes
-    // only configure it (divisor 1, 8N1, FIFOs, DTR/RTS).
-    unsafe {
-        mmio_write8(UART_BASE + 1, 0x00);
-        mmio_write8(UART_BASE + 3, 0x80);
-        mmio_write8(UART_BASE, 0x01);
-        mmio_write8(UART_BASE + 1, 0x00);
-        mmio_write8(UART_BASE + 3, 0x03);
-        mmio_write8(UART_BASE + 2, 0xc7);
-        mmio_write8(UART_BASE + 4, 0x03);
-    }
-}
+/// The serial console.
+// SAFETY: the `virt` board has a 16550 UART at UART_BASE, driven only
+// through this value; in direct-address mode its registers are reached at
+// their physical addresses and affect nothing else.
+static UART: Uart16550<Mmio> = unsafe { Uart16550::new(Mmio(UART_BASE)) };
 
 /// Writes one byte to the serial console, polling until the UART can take
 /// it.
 pub fn console_write_byte(b: u8) {
-    // SAFETY: the `virt` board has a 16550 UART at UART_BASE; reading its line
-    // status register and writing its transmit register have no other effects.
-    unsafe {
-        while mmio_read8(UART_LSR) & LSR_THR_EMPTY == 0 {
-            spin_loop();
-        }
-        mmio_write8(UART_BASE, b);
-    }
-}
-
-/// Writes a string to the serial console.
-fn console_write_str(s: &str) {
-    s.bytes().for_each(console_write_byte);
-}
-
-/// Writes `value` to the serial console as `0x` and 16 hexadecimal digits.
-fn console_write_hex(value: u64) {
-    console_write_str("0x");
-    for shift in (0..16).rev() {
-        let digit = ((value >> (shift * 4)) & 0xf) as u8;
-        console_write_byte(if digit < 10 {
-            b'0' + digit
-        } else {
-            b'a' + digit - 10
-        });
-    }
+    UART.write_byte(b);
 }
 
 /// Finds QEMU's `pvpanic-pci` device on PCI bus 0, maps its BAR, and reports
@@ -377,7 +343,7 @@ pub fn exit(success: bool) -> ! {
     } else if !signal_pvpanic() {
         // Powering off would exit with the pass status: stop instead, so that
         // the run ends by timeout.
-        console_write_str(
+        write_str_unlocked(
             "\nloongarch64: no pvpanic-pci device, cannot exit with a failure status\n",
         );
     }
@@ -427,7 +393,7 @@ fn init_this_cpu() {
 /// Rust entry of the boot CPU, called by `_start` on stack 0.
 extern "C" fn boot_cpu_entry() -> ! {
     init_this_cpu();
-    uart_init();
+    UART.init();
     crate::boot_main()
 }
 
@@ -519,16 +485,16 @@ pub fn start_secondary_cpus(max_cpus: usize) -> usize {
 /// Called by the exception entry with CSR.ESTAT, CSR.ERA and CSR.BADV.
 /// Reports and fails.
 extern "C" fn exception_entry(estat: u64, era: u64, badv: u64) -> ! {
-    console_write_str("\n!! loongarch64 exception: estat ");
-    console_write_hex(estat);
-    console_write_str(" (ecode ");
-    console_write_hex((estat >> 16) & 0x3f);
-    console_write_str(") era ");
-    console_write_hex(era);
-    console_write_str(" badv ");
-    console_write_hex(badv);
-    console_write_str(" core ");
-    console_write_hex(core_id() as u64);
-    console_write_str("\n");
+    write_str_unlocked("\n!! loongarch64 exception: estat ");
+    write_hex_unlocked(estat);
+    write_str_unlocked(" (ecode ");
+    write_hex_unlocked((estat >> 16) & 0x3f);
+    write_str_unlocked(") era ");
+    write_hex_unlocked(era);
+    write_str_unlocked(" badv ");
+    write_hex_unlocked(badv);
+    write_str_unlocked(" core ");
+    write_hex_unlocked(core_id() as u64);
+    write_str_unlocked("\n");
     exit(false)
 }

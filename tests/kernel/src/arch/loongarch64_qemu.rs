@@ -2,9 +2,14 @@
 //
 // This file is shared between the kernel (through `#[path]` from
 // `loongarch64.rs`, where only the two status constants are compiled) and
-// host-side tools such as the xtask (through `#[path]` or `include!`, where
-// `qemu_args` is also compiled). It therefore uses nothing beyond the std
-// prelude and must not contain inner attributes or inner doc comments.
+// host-side tools such as the xtask (through `#[path]`, next to
+// `qemu_common.rs` as the module `qemu_common`, where `qemu_args` is also
+// compiled). It therefore uses nothing beyond the std prelude and must not
+// contain inner attributes or inner doc comments.
+
+// The host-side includer provides `qemu_common.rs` as `super::qemu_common`.
+#[cfg(not(target_os = "none"))]
+use super::qemu_common;
 
 /// Exit status QEMU reports when the kernel passes: the kernel powers the
 /// machine off through the ACPI GED device.
@@ -22,29 +27,10 @@ pub const QEMU_FAIL_STATUS: i32 = 1;
 /// only way to make QEMU exit with a non-zero status.
 #[cfg(not(target_os = "none"))]
 pub fn qemu_args(smp: usize, kernel: &str) -> Vec<String> {
-    [
-        "qemu-system-loongarch64",
-        "-machine",
-        "virt",
-        "-m",
-        "1G",
-        "-smp",
-        &smp.to_string(),
-        "-device",
-        "pvpanic-pci",
-        "-action",
-        "panic=exit-failure",
-        "-nographic",
-        "-monitor",
-        "none",
-        "-serial",
-        "stdio",
-        "-nic",
-        "none",
-        "-kernel",
+    qemu_common::command(
+        &["qemu-system-loongarch64", "-machine", "virt", "-m", "1G"],
+        smp,
+        &["-device", "pvpanic-pci", "-action", "panic=exit-failure"],
         kernel,
-    ]
-    .iter()
-    .map(|arg| arg.to_string())
-    .collect()
+    )
 }

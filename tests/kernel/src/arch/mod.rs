@@ -46,6 +46,13 @@ pub fn timer_start() -> bool {
 #[cfg(target_arch = "loongarch64")]
 pub fn timer_stop() {}
 
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "riscv64",
+    target_arch = "loongarch64"
+))]
+mod uart16550;
+
 /// Boot stacks and CPU start-up shared by riscv64 and aarch64, whose firmware
 /// (SBI HSM, PSCI) starts a CPU given its hardware id, an entry point and one
 /// opaque argument.

@@ -12,10 +12,11 @@
 //! touches `gp`, and the linker script defines no `__global_pointer$`.
 
 use core::arch::{asm, global_asm};
-use core::ptr::{read_volatile, write_volatile};
+use core::ptr::write_volatile;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::smp::{self, STACKS, STACK_SHIFT};
+use super::uart16550::{Mmio, Uart16550};
 
 #[path = "riscv64_qemu.rs"]
 mod qemu;
@@ -26,9 +27,6 @@ pub const NAME: &str = "riscv64";
 
 /// The 16550 UART of the `virt` machine.
 const UART_BASE: usize = 0x1000_0000;
-/// UART line status register: bit 5 = transmit holding register empty.
-const UART_LSR: usize = UART_BASE + 5;
-const UART_LSR_THRE: u8 = 1 << 5;
 
 /// The `sifive_test` power-off device of the `virt` machine.
 const SIFIVE_TEST: usize = 0x10_0000;
@@ -215,16 +213,15 @@ fn read_time() -> u64 {
     time
 }
 
+/// The serial console, as OpenSBI programmed it.
+// SAFETY: the `virt` machine has a 16550 UART at UART_BASE, driven only
+// through this value once the kernel runs; reached without paging, its
+// registers affect nothing else.
+static UART: Uart16550<Mmio> = unsafe { Uart16550::new(Mmio(UART_BASE)) };
+
 /// Writes one byte to the UART, waiting until it can take it.
 pub fn console_write_byte(b: u8) {
-    // SAFETY: the `virt` machine's 16550 UART registers, reached without
-    // paging; polling LSR and writing THR are side-effect-safe on any hart.
-    unsafe {
-        while read_volatile(UART_LSR as *const u8) & UART_LSR_THRE == 0 {
-            core::hint::spin_loop();
-        }
-        write_volatile(UART_BASE as *mut u8, b);
-    }
+    UART.write_byte(b);
 }
 
 /// Starts the other harts (SBI HSM), at most `max_cpus` CPUs in total.

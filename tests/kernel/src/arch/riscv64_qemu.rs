@@ -5,6 +5,10 @@
 //! (SBI HSM). The kernel powers off through the `sifive_test` device, which
 //! makes QEMU exit with the status the kernel chose.
 
+// The host-side includer provides `qemu_common.rs` as `super::qemu_common`.
+#[cfg(not(target_os = "none"))]
+use super::qemu_common;
+
 /// QEMU's exit status when the kernel reports success.
 pub const QEMU_PASS_STATUS: i32 = 0;
 
@@ -14,27 +18,18 @@ pub const QEMU_FAIL_STATUS: i32 = 1;
 /// The QEMU command line (program name first) booting `kernel` on `smp` CPUs.
 #[cfg(not(target_os = "none"))]
 pub fn qemu_args(smp: usize, kernel: &str) -> Vec<String> {
-    let smp = smp.to_string();
-    [
-        "qemu-system-riscv64",
-        "-machine",
-        "virt",
-        "-bios",
-        "default",
-        "-m",
-        "128M",
-        "-smp",
-        &smp,
-        "-nographic",
-        "-monitor",
-        "none",
-        "-serial",
-        "stdio",
-        "-nic",
-        "none",
-        "-kernel",
+    qemu_common::command(
+        &[
+            "qemu-system-riscv64",
+            "-machine",
+            "virt",
+            "-bios",
+            "default",
+            "-m",
+            "128M",
+        ],
+        smp,
+        &[],
         kernel,
-    ]
-    .map(String::from)
-    .to_vec()
+    )
 }

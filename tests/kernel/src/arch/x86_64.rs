@@ -32,6 +32,9 @@ use core::cell::UnsafeCell;
 use core::hint::spin_loop;
 use core::sync::atomic::{compiler_fence, AtomicUsize, Ordering};
 
+use super::uart16550::{Registers, Uart16550};
+use crate::console::{write_hex_unlocked, write_str_unlocked};
+
 #[path = "x86_64_qemu.rs"]
 mod qemu;
 
@@ -47,9 +50,6 @@ const STACK_SIZE: usize = 256 * 1024;
 
 /// I/O port of the first 16550 UART (COM1).
 const COM1: u16 = 0x3f8;
-/// COM1 line status register; bit 5 means the transmit holding register is empty.
-const COM1_LSR: u16 = COM1 + 5;
-const LSR_THR_EMPTY: u8 = 1 << 5;
 
 /// I/O port of QEMU's `isa-debug-exit` device (see `x86_64_qemu.rs`).
 const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -540,50 +540,30 @@ fn send_ipi(apic_id: u32, command: u32) {
     }
 }
 
-/// Programs COM1 for 115200 baud, 8N1, FIFOs on, no interrupts.
-fn uart_init() {
-    // SAFETY: COM1 is a 16550 UART on the q35 machine; these writes only
-    // configure it.
-    unsafe {
-        outb(COM1 + 1, 0x00);
-        outb(COM1 + 3, 0x80);
-        outb(COM1, 0x01);
-        outb(COM1 + 1, 0x00);
-        outb(COM1 + 3, 0x03);
-        outb(COM1 + 2, 0xc7);
-        outb(COM1 + 4, 0x03);
+/// The registers of a 16550 UART at I/O ports `.0` to `.0 + 7`.
+struct PortIo(u16);
+
+impl Registers for PortIo {
+    unsafe fn read(&self, offset: u8) -> u8 {
+        // SAFETY: the caller guarantees that the port is a UART register.
+        unsafe { inb(self.0 + u16::from(offset)) }
+    }
+
+    unsafe fn write(&self, offset: u8, value: u8) {
+        // SAFETY: as in `read`.
+        unsafe { outb(self.0 + u16::from(offset), value) }
     }
 }
+
+/// The serial console: COM1.
+// SAFETY: COM1 is a 16550 UART on the q35 machine, driven only through this
+// value; its ports affect nothing else.
+static UART: Uart16550<PortIo> = unsafe { Uart16550::new(PortIo(COM1)) };
 
 /// Writes one byte to the serial console (COM1), polling until the UART can
 /// take it.
 pub fn console_write_byte(b: u8) {
-    // SAFETY: COM1 is a 16550 UART on the q35 machine; reading its line status
-    // register and writing its transmit register have no other effects.
-    unsafe {
-        while inb(COM1_LSR) & LSR_THR_EMPTY == 0 {
-            spin_loop();
-        }
-        outb(COM1, b);
-    }
-}
-
-/// Writes a string to the serial console.
-fn console_write_str(s: &str) {
-    s.bytes().for_each(console_write_byte);
-}
-
-/// Writes `value` to the serial console as `0x` and 16 hexadecimal digits.
-fn console_write_hex(value: u64) {
-    console_write_str("0x");
-    for shift in (0..16).rev() {
-        let digit = ((value >> (shift * 4)) & 0xf) as u8;
-        console_write_byte(if digit < 10 {
-            b'0' + digit
-        } else {
-            b'a' + digit - 10
-        });
-    }
+    UART.write_byte(b);
 }
 
 /// Ends the QEMU run through `isa-debug-exit`: QEMU exits with
@@ -699,7 +679,7 @@ fn init_this_cpu() {
 
 /// Rust entry of the boot CPU, called by `_start` in long mode on stack 0.
 extern "C" fn boot_cpu_entry() -> ! {
-    uart_init();
+    UART.init();
     // SAFETY: IA32_APIC_BASE exists on every CPU QEMU emulates for q35.
     let apic_base = unsafe { rdmsr(IA32_APIC_BASE) } & 0x000f_ffff_ffff_f000;
     LAPIC_BASE.store(apic_base as usize, Ordering::Relaxed);
@@ -855,18 +835,18 @@ extern "C" fn exception_entry(frame: *const u64) -> ! {
     let cr2: u64;
     // SAFETY: reading CR2 has no side effects.
     unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
-    console_write_str("\n!! x86_64 CPU exception: vector ");
-    console_write_hex(frame[0]);
-    console_write_str(" error ");
-    console_write_hex(frame[1]);
-    console_write_str(" rip ");
-    console_write_hex(frame[2]);
-    console_write_str(" rsp ");
-    console_write_hex(frame[5]);
-    console_write_str(" cr2 ");
-    console_write_hex(cr2);
-    console_write_str(" apic id ");
-    console_write_hex(u64::from(lapic_read(LAPIC_ID) >> 24));
-    console_write_str("\n");
+    write_str_unlocked("\n!! x86_64 CPU exception: vector ");
+    write_hex_unlocked(frame[0]);
+    write_str_unlocked(" error ");
+    write_hex_unlocked(frame[1]);
+    write_str_unlocked(" rip ");
+    write_hex_unlocked(frame[2]);
+    write_str_unlocked(" rsp ");
+    write_hex_unlocked(frame[5]);
+    write_str_unlocked(" cr2 ");
+    write_hex_unlocked(cr2);
+    write_str_unlocked(" apic id ");
+    write_hex_unlocked(u64::from(lapic_read(LAPIC_ID) >> 24));
+    write_str_unlocked("\n");
     exit(false)
 }

@@ -2,9 +2,13 @@
 //
 // This file is shared between the kernel (through `#[path]` from `x86_64.rs`,
 // where only the two status constants are compiled) and host-side tools such
-// as the xtask (through `#[path]` or `include!`, where `qemu_args` is also
-// compiled). It therefore uses nothing beyond the std prelude and must not
+// as the xtask (through `#[path]`, next to `qemu_common.rs` as the module
+// `qemu_common`, where `qemu_args` is also compiled). It therefore uses nothing beyond the std prelude and must not
 // contain inner attributes or inner doc comments.
+
+// The host-side includer provides `qemu_common.rs` as `super::qemu_common`.
+#[cfg(not(target_os = "none"))]
+use super::qemu_common;
 
 /// Exit status QEMU reports when the kernel passes: the kernel writes 0x10 to
 /// the `isa-debug-exit` port, and QEMU exits with `(0x10 << 1) | 1`.
@@ -22,28 +26,14 @@ pub const QEMU_FAIL_STATUS: i32 = 35;
 /// triple fault into an exit (with a status that is neither pass nor fail).
 #[cfg(not(target_os = "none"))]
 pub fn qemu_args(smp: usize, kernel: &str) -> Vec<String> {
-    [
-        "qemu-system-x86_64",
-        "-machine",
-        "q35",
-        "-m",
-        "128M",
-        "-smp",
-        &smp.to_string(),
-        "-no-reboot",
-        "-device",
-        "isa-debug-exit,iobase=0xf4,iosize=0x04",
-        "-nographic",
-        "-monitor",
-        "none",
-        "-serial",
-        "stdio",
-        "-nic",
-        "none",
-        "-kernel",
+    qemu_common::command(
+        &["qemu-system-x86_64", "-machine", "q35", "-m", "128M"],
+        smp,
+        &[
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        ],
         kernel,
-    ]
-    .iter()
-    .map(|arg| arg.to_string())
-    .collect()
+    )
 }

@@ -19,17 +19,10 @@ fn align_of(size: usize) -> usize {
     size.next_power_of_two().min(8)
 }
 
-/// Tiny deterministic generator.
-struct XorShift(u64);
+#[path = "common/xorshift.rs"]
+mod xorshift;
 
-impl XorShift {
-    fn below(&mut self, bound: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % bound as u64) as usize
-    }
-}
+use xorshift::XorShift;
 
 /// The allocator plus a source of fresh chunk bases.
 struct Workload {
@@ -48,7 +41,7 @@ impl Workload {
             alloc: OffsetAllocator::new(UNIT, 0x2000, UNIT - 0x2000).unwrap(),
             next_base: 0x100_0000,
             live: Vec::new(),
-            rng: XorShift(0x853C_49E6_748F_EA9B),
+            rng: XorShift::new(0x853C_49E6_748F_EA9B),
         }
     }
 

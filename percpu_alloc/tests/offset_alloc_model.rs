@@ -148,21 +148,15 @@ fn setup() -> impl Strategy<Value = Setup> {
     )
 }
 
-/// Tiny deterministic generator for shuffles.
-struct XorShift(u64);
+#[path = "common/xorshift.rs"]
+mod xorshift;
 
-impl XorShift {
-    fn below(&mut self, bound: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % bound as u64) as usize
-    }
+use xorshift::XorShift;
 
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
+/// Puts `items` in a pseudo-random order.
+fn shuffle<T>(rng: &mut XorShift, items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        items.swap(i, rng.below(i + 1));
     }
 }
 
@@ -417,7 +411,7 @@ impl Harness {
 
     fn free_all(&mut self, seed: u64) -> Result<(), TestCaseError> {
         let mut offsets: Vec<usize> = self.live.keys().copied().collect();
-        XorShift(seed | 1).shuffle(&mut offsets);
+        shuffle(&mut XorShift::new(seed | 1), &mut offsets);
         for offset in offsets {
             self.free(offset)?;
         }

@@ -71,6 +71,7 @@ mod error;
 mod max_tree;
 
 #[cfg(test)]
+#[path = "../../tests/common/xorshift.rs"]
 mod test_rng;
 #[cfg(test)]
 mod tests;

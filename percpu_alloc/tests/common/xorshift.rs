@@ -1,4 +1,5 @@
-//! A small deterministic pseudo-random generator for the unit tests (xorshift64).
+//! A small deterministic pseudo-random generator (xorshift64), shared by the unit tests of
+//! `offset_alloc` (through `#[path]`) and the integration tests.
 
 /// The generator's state.
 pub struct XorShift(u64);

@@ -1,8 +1,10 @@
 //! The per-CPU areas: their layout, their initialization, and each CPU's per-CPU register.
 //!
-//! The areas sit at `base + cpu * stride`. The stride is the template size rounded up to
-//! [`PERCPU_AREA_ALIGN`], plus an optional reserve for run-time allocated per-CPU data
-//! ([`init_with_reserve`]; the stride is then a multiple of a page).
+//! The areas sit at `base + cpu * stride`. The stride is the template size rounded up to the
+//! template's alignment ([`percpu_area_align`]: the largest alignment of a per-CPU static, at least
+//! [`PERCPU_AREA_ALIGN`], at most a page), plus an optional reserve for run-time allocated per-CPU
+//! data ([`init_with_reserve`]; the stride is then a multiple of a page). The base of area 0, hence of
+//! every area, is aligned as the stride.
 
 use core::alloc::Layout;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,14 +12,28 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::template::{template, template_vma};
 use crate::{arch, InitError};
 
-/// The alignment of every per-CPU area (a cache line), and the unit its size is rounded to.
+/// The least alignment of every per-CPU area (a cache line), and the least unit its size is rounded
+/// to; a template holding a more aligned static raises both (see [`percpu_area_align`]).
 pub const PERCPU_AREA_ALIGN: usize = 64;
-
-/// The largest alignment a per-CPU static's type may have (checked at compile time).
-pub const PERCPU_MAX_ALIGN: usize = PERCPU_AREA_ALIGN;
 
 /// The alignment of areas that carry a reserve for run-time allocations, and of their stride.
 const PAGE_SIZE: usize = 4096;
+
+/// The largest alignment a per-CPU static's type may have (checked at compile time): a page.
+pub const PERCPU_MAX_ALIGN: usize = PAGE_SIZE;
+
+/// The alignment of every per-CPU area and of their stride: the largest alignment of a per-CPU
+/// static, at least [`PERCPU_AREA_ALIGN`] and at most [`PERCPU_MAX_ALIGN`]. The layout functions
+/// ([`percpu_area_layout_expected`], ...) report it (or a page, with a reserve).
+///
+/// A kernel linked with a linker script written for percpu 0.4 (which does not define
+/// `_percpu_align`) gets [`PERCPU_AREA_ALIGN`]: such a script reserves areas 64-byte aligned only.
+pub fn percpu_area_align() -> usize {
+    if cfg!(feature = "sp-naive") {
+        return PERCPU_AREA_ALIGN;
+    }
+    template().align
+}
 
 /// Set while an initialization copies the template: readers of the layout wait.
 static INITIALIZING: AtomicBool = AtomicBool::new(false);
@@ -36,9 +52,8 @@ pub fn percpu_area_size() -> usize {
 
 /// The stride of areas holding the template and `reserve` more bytes (`None` if it overflows).
 fn stride_with_reserve(reserve: usize) -> Option<usize> {
-    let data = percpu_area_size()
-        .next_multiple_of(PERCPU_AREA_ALIGN)
-        .max(PERCPU_AREA_ALIGN);
+    let align = percpu_area_align();
+    let data = percpu_area_size().next_multiple_of(align).max(align);
     if reserve == 0 {
         Some(data)
     } else {
@@ -50,7 +65,7 @@ fn stride_with_reserve(reserve: usize) -> Option<usize> {
 /// The alignment that the base of areas with `reserve` extra bytes needs.
 fn base_align(reserve: usize) -> usize {
     if reserve == 0 {
-        PERCPU_AREA_ALIGN
+        percpu_area_align()
     } else {
         PAGE_SIZE
     }
@@ -169,7 +184,8 @@ pub fn init_in_place() -> Result<usize, InitError> {
 ///
 /// # Errors
 ///
-/// A null or misaligned `base`, or a zero `cpu_count`.
+/// A null `base`, one less aligned than [`percpu_area_align()`] (the alignment of
+/// [`percpu_area_layout_expected`]), or a zero `cpu_count`.
 pub fn init(base: *mut u8, cpu_count: usize) -> Result<usize, InitError> {
     init_with_reserve(base, cpu_count, 0)
 }

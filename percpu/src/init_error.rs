@@ -7,8 +7,8 @@ use core::fmt;
 pub enum InitError {
     /// The base address is null.
     InvalidBase,
-    /// The base address is not aligned to [`PERCPU_AREA_ALIGN`](crate::PERCPU_AREA_ALIGN) (to a page
-    /// when a dynamic reserve is requested).
+    /// The base address is not aligned to [`percpu_area_align()`](crate::percpu_area_align) (to a page
+    /// when a dynamic reserve is requested): the alignment that the layout functions report.
     UnalignedBase,
     /// The CPU count is zero, or the areas would not fit in the address space.
     InvalidCpuCount,

@@ -113,10 +113,10 @@ mod storage;
 mod template;
 
 pub use area::{
-    cpu_count, init, init_in_place, init_percpu_reg, init_with_reserve, percpu_area_base,
-    percpu_area_layout_expected, percpu_area_layout_with_reserve, percpu_area_num,
-    percpu_area_size, percpu_area_stride, read_percpu_reg, write_percpu_reg, PERCPU_AREA_ALIGN,
-    PERCPU_MAX_ALIGN,
+    cpu_count, init, init_in_place, init_percpu_reg, init_with_reserve, percpu_area_align,
+    percpu_area_base, percpu_area_layout_expected, percpu_area_layout_with_reserve,
+    percpu_area_num, percpu_area_size, percpu_area_stride, read_percpu_reg, write_percpu_reg,
+    PERCPU_AREA_ALIGN, PERCPU_MAX_ALIGN,
 };
 pub use guard::{check_not_lent, AccessGuard};
 pub use init_error::InitError;
@@ -130,7 +130,8 @@ pub mod __priv {
     pub use crate::guard::{check_not_lent, with_current, AccessGuard};
     pub use crate::primitive::{bits_as, from_loaded, from_loaded_sext32};
     pub use crate::raw::remote_ptr;
-    pub use crate::storage::check_percpu_type;
+    #[allow(deprecated)]
+    pub use crate::storage::{check_percpu_type, static_mut_has_no_effect};
     pub use crate::template::offset_of_vma as offset_of;
     #[cfg(all(
         target_arch = "x86_64",

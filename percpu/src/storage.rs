@@ -43,6 +43,7 @@ macro_rules! __percpu_register {
             static ENTRY: $crate::__priv::RegistryEntry = $crate::__priv::RegistryEntry::new(
                 &raw const $name as *const u8,
                 ::core::mem::size_of::<$ty>(),
+                ::core::mem::align_of::<$ty>(),
             );
         };
     };
@@ -60,12 +61,22 @@ macro_rules! __percpu_register {
     ($name:ident, $ty:ty) => {};
 }
 
-/// Fails the compile-time evaluation for a type that a per-CPU area cannot hold: one more aligned than
-/// the areas. Called as `const _: () = check_percpu_type::<T>();` by `#[def_percpu]`.
+/// Fails the compile-time evaluation for a type that a per-CPU area cannot hold: one aligned to more
+/// than a page. Called as `const _: () = check_percpu_type::<T>();` by `#[def_percpu]`.
 #[doc(hidden)]
 pub const fn check_percpu_type<T>() {
     assert!(
         core::mem::align_of::<T>() <= crate::PERCPU_MAX_ALIGN,
-        "a per-CPU static's type may be aligned to at most 64 bytes (PERCPU_MAX_ALIGN) (the alignment of the per-CPU areas)"
+        "a per-CPU static's type may be aligned to at most a page, 4096 bytes (PERCPU_MAX_ALIGN): \
+         the per-CPU areas and their stride are aligned to the largest alignment in the template, up to a page"
     );
 }
+
+/// Called by `#[def_percpu]` for a `static mut`: its deprecation warning tells the user that `mut` has
+/// no effect (as in percpu 0.4, the generated variable and its methods are the same).
+#[doc(hidden)]
+#[deprecated(
+    note = "`mut` has no effect on a `#[def_percpu]` static (as in percpu 0.4): remove it; \
+            change this CPU's copy with `write_current`, `add_current` or `with_current`"
+)]
+pub const fn static_mut_has_no_effect() {}

@@ -18,6 +18,9 @@ pub(crate) struct Template {
     pub skip: usize,
     /// The areas reserved in the image for `init_in_place`: start and length in bytes.
     pub reserved: (usize, usize),
+    /// The largest alignment of a per-CPU static, at least [`PERCPU_AREA_ALIGN`](crate::PERCPU_AREA_ALIGN):
+    /// the alignment of every area base and of the stride.
+    pub align: usize,
 }
 
 /// The offset inside a per-CPU area of the per-CPU data at `vma`.
@@ -43,7 +46,7 @@ cfg_if::cfg_if! {
 
         /// There is no template: nothing to copy.
         pub(crate) fn template() -> Template {
-            Template { image: 0, size: 0, skip: 0, reserved: (0, 0) }
+            Template { image: 0, size: 0, skip: 0, reserved: (0, 0), align: crate::PERCPU_AREA_ALIGN }
         }
     } else if #[cfg(target_os = "none")] {
         unsafe extern "C" {
@@ -86,7 +89,48 @@ cfg_if::cfg_if! {
                 size: end - vma,
                 skip: 0,
                 reserved: (start, &raw const _percpu_end as usize - start),
+                align: script_align(),
             }
+        }
+
+        // The value of `_percpu_align`, which `percpu.x` defines as the largest alignment in the
+        // section (at least 64), as a data word: an absolute relocation resolves a weak undefined
+        // symbol (a linker script written for percpu 0.4) to 0 on every architecture, where a
+        // PC-relative one could be out of range.
+        #[cfg(target_pointer_width = "64")]
+        core::arch::global_asm!(
+            ".weak _percpu_align",
+            ".pushsection .rodata.__percpu_0_5_script_align, \"a\"",
+            ".balign 8",
+            ".hidden __percpu_0_5_script_align",
+            ".globl __percpu_0_5_script_align",
+            "__percpu_0_5_script_align:",
+            ".quad _percpu_align",
+            ".popsection",
+        );
+        #[cfg(target_pointer_width = "32")]
+        core::arch::global_asm!(
+            ".weak _percpu_align",
+            ".pushsection .rodata.__percpu_0_5_script_align, \"a\"",
+            ".balign 4",
+            ".hidden __percpu_0_5_script_align",
+            ".globl __percpu_0_5_script_align",
+            "__percpu_0_5_script_align:",
+            ".long _percpu_align",
+            ".popsection",
+        );
+
+        unsafe extern "C" {
+            static __percpu_0_5_script_align: usize;
+        }
+
+        /// The template's alignment that the linker script reports (`_percpu_align` of `percpu.x`),
+        /// or [`PERCPU_AREA_ALIGN`](crate::PERCPU_AREA_ALIGN) under a script that does not define it
+        /// (percpu 0.4's snippet: its areas are only 64-byte aligned).
+        fn script_align() -> usize {
+            // SAFETY: an initialized, never written word of this crate's `global_asm!` above.
+            let align = unsafe { __percpu_0_5_script_align };
+            align.max(crate::PERCPU_AREA_ALIGN)
         }
     } else if #[cfg(target_arch = "x86_64")] {
         use core::sync::atomic::{AtomicUsize, Ordering};
@@ -97,15 +141,16 @@ cfg_if::cfg_if! {
         pub struct RegistryEntry {
             start: *const u8,
             size: usize,
+            align: usize,
         }
 
         // SAFETY: an entry is immutable and only its address value is ever used.
         unsafe impl Sync for RegistryEntry {}
 
         impl RegistryEntry {
-            /// The entry of a static at `start` of `size` bytes.
-            pub const fn new(start: *const u8, size: usize) -> Self {
-                Self { start, size }
+            /// The entry of a static at `start` of `size` bytes, aligned to `align`.
+            pub const fn new(start: *const u8, size: usize, align: usize) -> Self {
+                Self { start, size, align }
             }
         }
 
@@ -149,6 +194,7 @@ cfg_if::cfg_if! {
         /// from the registry.
         fn located() -> (Template, usize) {
             let start = weak_symbol!("_percpu_start");
+            let registered = registered_template();
             let (template, vma) = if start != 0 {
                 let vma = weak_symbol!("_percpu_load_start");
                 let template = Template {
@@ -156,10 +202,12 @@ cfg_if::cfg_if! {
                     size: weak_symbol!("_percpu_load_end") - vma,
                     skip: 0,
                     reserved: (start, weak_symbol!("_percpu_end") - start),
+                    // The registry knows every static's alignment, whatever the script says.
+                    align: registered.0.align,
                 };
                 (template, vma)
             } else {
-                registered_template()
+                registered
             };
             VMA_PLUS_ONE.store(vma + 1, Ordering::Relaxed);
             (template, vma)
@@ -169,23 +217,26 @@ cfg_if::cfg_if! {
         fn registered_template() -> (Template, usize) {
             let first = weak_symbol!("__start_percpu_registry") as *const RegistryEntry;
             let end = weak_symbol!("__stop_percpu_registry") as *const RegistryEntry;
-            let (mut low, mut high) = (usize::MAX, 0);
+            let (mut low, mut high, mut align) = (usize::MAX, 0, crate::PERCPU_AREA_ALIGN);
             let mut entry = first;
             while entry < end {
                 // SAFETY: the linker gathered the entries between these bounds; they are never written.
-                let RegistryEntry { start, size } = unsafe { entry.read() };
+                let RegistryEntry { start, size, align: entry_align } = unsafe { entry.read() };
                 low = low.min(start as usize);
                 high = high.max(start as usize + size);
+                align = align.max(entry_align);
                 // SAFETY: stays within or one past the registry.
                 entry = unsafe { entry.add(1) };
             }
             // `SELF_PTR` is always registered, so the registry is never empty.
             assert!(low < high, "percpu: no per-CPU static is registered");
-            let vma = low & !(crate::PERCPU_AREA_ALIGN - 1);
+            // Statics are placed at their alignment, so rounding down to the largest one keeps every
+            // offset (static address - VMA) a multiple of its own alignment.
+            let vma = low & !(align - 1);
             let size = high - vma;
             // Area 0 is the template itself: one area, in place.
-            let one_area = size.next_multiple_of(crate::PERCPU_AREA_ALIGN);
-            (Template { image: vma, size, skip: low - vma, reserved: (vma, one_area) }, vma)
+            let one_area = size.next_multiple_of(align);
+            (Template { image: vma, size, skip: low - vma, reserved: (vma, one_area), align }, vma)
         }
     } else {
         compile_error!(

@@ -27,6 +27,14 @@ pub fn expand(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
     let type_check = quote_spanned! {ty.span()=>
         const _: () = #rt_at_type::__priv::check_percpu_type::<#ty>();
     };
+    // `static mut` compiles as in percpu 0.4, where `mut` has no effect, with a warning at the `mut`.
+    let mut_warning = var.mut_token.map(|span| {
+        let rt = respan(rt, span);
+        quote_spanned! {span=>
+            #(#lint_attrs)*
+            const _: () = #rt::__priv::static_mut_has_no_effect();
+        }
+    });
     let wrapper_doc = format!(
         "The per-CPU variable [`{name}`]: one copy of `{}` per CPU.",
         quote!(#ty)
@@ -42,6 +50,9 @@ pub fn expand(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
 
         #(#cfg_attrs)*
         #type_check
+
+        #(#cfg_attrs)*
+        #mut_warning
 
         #[doc = #wrapper_doc]
         #(#cfg_attrs)*

@@ -26,6 +26,8 @@ pub struct PerCpuStatic {
     pub ty: Type,
     pub init: Expr,
     pub kind: Kind,
+    /// The `mut` of `static mut`, accepted as percpu 0.4 does (it has no effect), with a warning.
+    pub mut_token: Option<proc_macro2::Span>,
     /// `#[cfg]`/`#[cfg_attr]`: go on every generated item.
     pub cfg_attrs: Vec<Attribute>,
     /// Doc comments: go on the wrapper static that users see.
@@ -39,17 +41,15 @@ pub struct PerCpuStatic {
 impl PerCpuStatic {
     /// Checks `item` and sorts its attributes.
     pub fn from_item(item: ItemStatic) -> syn::Result<Self> {
-        if let StaticMutability::Mut(token) = item.mutability {
-            return Err(syn::Error::new(
-                token.span,
-                "a per-CPU static is declared without `mut`: \
-                 change this CPU's copy with `with_current`, `write_current` or `add_current`",
-            ));
-        }
+        let mut_token = match item.mutability {
+            StaticMutability::Mut(token) => Some(token.span),
+            _ => None,
+        };
         check_type(&item.ty)?;
 
         let mut var = Self {
             kind: kind_of(&item.ty),
+            mut_token,
             name: item.ident,
             vis: item.vis,
             ty: *item.ty,

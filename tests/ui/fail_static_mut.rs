@@ -1,4 +1,0 @@
-#[percpu::def_percpu]
-static mut COUNTER: u64 = 0;
-
-fn main() {}

@@ -177,18 +177,21 @@ pub trait Integer: Primitive<T: IntValue> {
 /// `Access` implementing the traits its kind supports (`int`, `bool` or
 /// `other`), and the functions running the checks on all of them.
 ///
+/// `#[mut]` before the type declares a `static mut` (accepted as percpu 0.4 does).
+///
 /// The types go through `ty` fragments, which wrap them in invisible groups:
 /// `#[def_percpu]` must still recognize the primitive types behind them (as
 /// `percpu` 0.4 did) and generate their extra accessors.
 macro_rules! test_vars {
-    ($($kind:ident $module:ident: $ty:ty = $init:expr;)*) => {
+    ($($kind:ident $module:ident: $(#[$mut:tt])? $ty:ty = $init:expr;)*) => {
         $(
             mod $module {
                 #[allow(unused_imports)]
                 use super::*;
 
                 #[percpu::def_percpu]
-                pub static VAR: $ty = $init;
+                #[allow(deprecated)] // `static mut` warns that `mut` has no effect, as intended
+                pub static $($mut)? VAR: $ty = $init;
 
                 /// Access to [`VAR`] through the traits of the parent module.
                 pub struct Access;
@@ -238,7 +241,7 @@ macro_rules! test_vars {
         )*
 
         /// The number of variables under test.
-        pub const COUNT: usize = [$(stringify!($module)),*].len();
+        pub const COUNT: usize = [$(stringify!($module)),*].len() + 1;
 
         /// Runs the local checks of every variable on CPU `cpu`, leaving
         /// the CPU's pattern in each.
@@ -247,11 +250,13 @@ macro_rules! test_vars {
                 check_local(&$module::Access, cpu);
                 test_vars!(@local $kind $module, cpu);
             )*
+            check_page_local(cpu);
         }
 
         /// Checks CPU `other`'s copies of every variable from CPU `cpu`.
         pub fn check_remote_all(cpu: usize, other: usize) {
             $(check_remote(&$module::Access, cpu, other);)*
+            check_page_remote(cpu, other);
         }
     };
 
@@ -312,6 +317,9 @@ test_vars! {
     int isize_var: isize = -1;
     bool bool_var: bool = false;
     other record_var: Record = Record::INIT;
+    // percpu 0.4 spellings that real hypervisors use: `static mut` (no effect), page-aligned state.
+    int u32_mut_var: #[mut] u32 = 0x0bad_cafe;
+    other record_mut_var: #[mut] Record = Record::INIT;
 }
 
 /// The value CPU `cpu`'s copy must hold after [`check_local`] wrote its
@@ -471,4 +479,63 @@ fn check_remote<V: PerCpu>(var: &V, cpu: usize, other: usize) {
         got,
         V::T::pattern(other),
     );
+}
+
+/// A hypervisor's per-CPU state holding page-aligned structures: its copies are page-aligned on every
+/// CPU because the areas and their stride are aligned to the largest alignment in the template. It is
+/// checked in place (a copy of it would cost a page of stack each time).
+#[repr(C, align(4096))]
+pub struct PageState {
+    cpu: usize,
+    page: [u8; 4096],
+}
+
+#[percpu::def_percpu]
+static PAGE_STATE: PageState = PageState {
+    cpu: usize::MAX,
+    page: [0x5a; 4096],
+};
+
+/// Checks CPU `cpu`'s copy of [`PAGE_STATE`]: address, alignment and initial contents; then stamps it
+/// with the CPU's pattern.
+fn check_page_local(cpu: usize) {
+    // SAFETY: this CPU's register is set and nothing preempts this kernel.
+    let ptr = unsafe { PAGE_STATE.current_ptr() } as usize;
+    expect_eq(
+        cpu,
+        format_args!("page_state: current_ptr()"),
+        ptr,
+        percpu::percpu_area_base(cpu) + PAGE_STATE.offset(),
+    );
+    expect(
+        cpu,
+        ptr.is_multiple_of(4096) && percpu::percpu_area_align() == 4096,
+        format_args!("page_state: copy at {ptr:#x} is not page-aligned"),
+    );
+    PAGE_STATE.with_current(|state| {
+        let fresh = state.cpu == usize::MAX && state.page.iter().all(|&b| b == 0x5a);
+        expect(cpu, fresh, format_args!("page_state: initial value"));
+        state.cpu = cpu;
+        state.page[cpu % 4096] = 0xc0;
+    });
+}
+
+/// Checks CPU `other`'s copy of [`PAGE_STATE`] from CPU `cpu`.
+fn check_page_remote(cpu: usize, other: usize) {
+    // SAFETY: `other` finished writing its copy before the barrier this CPU passed, and nobody writes
+    // it during the checks.
+    let state = unsafe { PAGE_STATE.remote_ref_raw(other) };
+    let addr = state as *const PageState as usize;
+    expect(
+        cpu,
+        addr.is_multiple_of(4096) && addr == percpu::percpu_area_base(other) + PAGE_STATE.offset(),
+        format_args!("page_state: remote copy of cpu {other} at {addr:#x}"),
+    );
+    let stamped = state.cpu == other
+        && state
+            .page
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == if i == other % 4096 { 0xc0 } else { 0x5a });
+    expect(cpu, stamped, format_args!("page_state of cpu {other}"));
 }

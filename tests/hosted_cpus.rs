@@ -78,12 +78,13 @@ static STATS: Stats = Stats {
     name: *b"stats",
 };
 
-/// Non-`Copy` types kernels keep per CPU: a queue, a lazily initialized cell, a weak pointer.
+/// Non-`Copy` types kernels keep per CPU: a queue, a lazily initialized cell, a weak pointer (not
+/// `Send`: it never leaves its CPU here, which `allow_non_send` says).
 #[def_percpu]
 static QUEUE: VecDeque<u32> = VecDeque::new();
 #[def_percpu]
 static LAZY: RefCell<Option<String>> = RefCell::new(None);
-#[def_percpu]
+#[def_percpu(allow_non_send)]
 static PARENT: Option<Weak<u32>> = None;
 
 #[test]

@@ -37,6 +37,8 @@ pub fn percpu_area_align() -> usize {
 
 /// Set while an initialization copies the template: readers of the layout wait.
 static INITIALIZING: AtomicBool = AtomicBool::new(false);
+/// Set for good by [`freeze_areas`]: the areas may not be initialized again.
+static FROZEN: AtomicBool = AtomicBool::new(false);
 /// The initialized areas: base of area 0, stride, and count (0 before initialization).
 static AREA_BASE: AtomicUsize = AtomicUsize::new(0);
 static AREA_STRIDE: AtomicUsize = AtomicUsize::new(0);
@@ -163,8 +165,8 @@ pub(crate) unsafe fn area_base_unchecked(cpu_id: usize) -> usize {
 /// the others receive a copy of it.
 ///
 /// Returns the number of areas ([`percpu_area_num()`]), or `Ok(0)` if another CPU is initializing at
-/// the same time. Calling it again re-initializes the areas of CPUs other than 0 (see the crate's
-/// contract: not while CPUs use them).
+/// the same time. Calling it again re-initializes the areas of CPUs other than 0, as long as they are
+/// not in use (else [`InitError::InUse`]).
 pub fn init_in_place() -> Result<usize, InitError> {
     if cfg!(feature = "sp-naive") {
         return Ok(1);
@@ -177,7 +179,9 @@ pub fn init_in_place() -> Result<usize, InitError> {
 /// layout [`percpu_area_layout_expected(cpu_count)`](percpu_area_layout_expected) and stay valid.
 ///
 /// Returns `cpu_count`, or `Ok(0)` if another CPU is initializing at the same time. Calling it again
-/// re-initializes all areas (see the crate's contract: not while CPUs use them).
+/// re-initializes all areas, as percpu 0.4 does, but only while they are not in use: once a CPU
+/// registered ([`init_percpu_reg`](crate::init_percpu_reg)) and has not released its area, or once
+/// [`freeze_areas`] was called (by `percpu_alloc`), it returns [`InitError::InUse`].
 ///
 /// The memory is given as a raw pointer, as in `percpu` 0.4: it must be valid, used for nothing else,
 /// and outlive every use of the areas (the crate's contract).
@@ -237,6 +241,11 @@ fn initialize(
     {
         return Ok(0);
     }
+    // Checked with the initialization flag held: a claim needs the layout, which waits for it.
+    if FROZEN.load(Ordering::Acquire) || crate::registration::any_claimed() {
+        INITIALIZING.store(false, Ordering::Release);
+        return Err(InitError::InUse);
+    }
 
     let template = template();
     for cpu in 0..cpu_count {
@@ -254,6 +263,7 @@ fn initialize(
                 );
             }
             arch::prepare_area(area);
+            crate::registration::prepare_area(area, cpu);
         }
     }
     AREA_BASE.store(base as usize, Ordering::Relaxed);
@@ -281,16 +291,12 @@ pub unsafe fn write_percpu_reg(tp: usize) {
     unsafe { arch::write_reg(tp.wrapping_sub(template_vma())) }
 }
 
-/// Points this CPU's per-CPU register at area `cpu_id` (on x86_64 Linux: this thread's `GS` base).
-///
-/// One CPU at a time may use an id (the crate's contract).
-///
-/// # Panics
-///
-/// If `cpu_id` is not below [`cpu_count()`] (in particular before initialization).
-pub fn init_percpu_reg(cpu_id: usize) {
-    let base = percpu_area_base(cpu_id);
-    // SAFETY: an initialized area. That one CPU uses it at a time is the crate's contract, kept from
-    // percpu 0.4 where this function is safe.
-    unsafe { write_percpu_reg(base) }
+/// Declares the areas in use for good: from now on the initialization functions return
+/// [`InitError::InUse`]. Users of the layout that outlive any one CPU's registration call it (the
+/// `percpu_alloc` crate does when it is set up; the checked tier does on a remote access, whose
+/// reference lives as long as the program).
+pub fn freeze_areas() {
+    if !FROZEN.load(Ordering::Relaxed) {
+        FROZEN.store(true, Ordering::Release);
+    }
 }

@@ -82,6 +82,8 @@ impl Drop for AccessGuard {
 #[inline]
 pub unsafe fn with_current<T, R>(vma: usize, f: impl FnOnce(&mut T) -> R) -> R {
     let _preempt = NoPreempt::new();
+    #[cfg(debug_assertions)]
+    crate::validate_this_cpu();
     // A zero-sized value has no bytes to alias (and may share its address with other data).
     #[cfg(debug_assertions)]
     let _lent = (size_of::<T>() != 0).then(|| borrow::Lent::new(vma));
@@ -93,14 +95,19 @@ pub unsafe fn with_current<T, R>(vma: usize, f: impl FnOnce(&mut T) -> R) -> R {
     f(unsafe { &mut *raw::current_ptr::<T>(vma) })
 }
 
-/// In debug builds, panics if this CPU is lending out the data at `vma` as `&mut` (inside a
-/// `with_current` on it): a one-value access (`read_current`, `write_current`, `add_current`, ...) from
-/// inside the closure or from an interrupt handler that interrupted it would alias that `&mut`. Free
-/// in release builds.
+/// In debug builds, panics if this CPU did not register its area ([`validate_this_cpu`]), or if it is
+/// lending out the data at `vma` as `&mut` (inside a `with_current` on it): a one-value access
+/// (`read_current`, `write_current`, `add_current`, ...) from inside the closure or from an interrupt
+/// handler that interrupted it would alias that `&mut`. Free in release builds.
+///
+/// [`validate_this_cpu`]: crate::validate_this_cpu
 #[inline(always)]
 pub fn check_not_lent(vma: usize) {
     #[cfg(debug_assertions)]
-    borrow::assert_not_lent(vma, "a one-value access (read, write, add or sub)");
+    {
+        crate::validate_this_cpu();
+        borrow::assert_not_lent(vma, "a one-value access (read, write, add or sub)");
+    }
     #[cfg(not(debug_assertions))]
     let _ = vma;
 }

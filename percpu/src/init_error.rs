@@ -12,6 +12,10 @@ pub enum InitError {
     UnalignedBase,
     /// The CPU count is zero, or the areas would not fit in the address space.
     InvalidCpuCount,
+    /// The areas are in use: a CPU registered and still holds its area, or
+    /// [`freeze_areas`](crate::freeze_areas) was called (by `percpu_alloc`, whose objects live in
+    /// them). Initializing again would destroy live per-CPU data.
+    InUse,
 }
 
 impl fmt::Display for InitError {
@@ -22,6 +26,7 @@ impl fmt::Display for InitError {
             Self::InvalidCpuCount => {
                 "invalid CPU count: zero, or the areas overflow the address space"
             }
+            Self::InUse => "the per-CPU areas are in use: they cannot be initialized again",
         })
     }
 }

@@ -105,15 +105,17 @@
 
 mod arch;
 mod area;
+pub mod checked;
 mod guard;
 mod init_error;
 mod primitive;
 pub mod raw;
+mod registration;
 mod storage;
 mod template;
 
 pub use area::{
-    cpu_count, init, init_in_place, init_percpu_reg, init_with_reserve, percpu_area_align,
+    cpu_count, freeze_areas, init, init_in_place, init_with_reserve, percpu_area_align,
     percpu_area_base, percpu_area_layout_expected, percpu_area_layout_with_reserve,
     percpu_area_num, percpu_area_size, percpu_area_stride, read_percpu_reg, write_percpu_reg,
     PERCPU_AREA_ALIGN, PERCPU_MAX_ALIGN,
@@ -122,16 +124,20 @@ pub use guard::{check_not_lent, AccessGuard};
 pub use init_error::InitError;
 pub use percpu_macros::def_percpu;
 pub use primitive::{PerCpuInteger, PerCpuPrimitive};
+pub use registration::{init_percpu_reg, release_percpu_reg, validate_this_cpu};
 pub use template::{offset_of_vma, vma_of_offset};
 
 /// Items used by the code that `#[def_percpu]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __priv {
+    pub use crate::checked::{get, remote, remote_read};
     pub use crate::guard::{check_not_lent, with_current, AccessGuard};
     pub use crate::primitive::{bits_as, from_loaded, from_loaded_sext32};
     pub use crate::raw::remote_ptr;
     #[allow(deprecated)]
-    pub use crate::storage::{check_percpu_type, static_mut_has_no_effect};
+    pub use crate::storage::{
+        check_percpu_type, static_mut_has_no_effect, NotSendFallback, SendCheck,
+    };
     pub use crate::template::offset_of_vma as offset_of;
     #[cfg(all(
         target_arch = "x86_64",

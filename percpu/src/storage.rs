@@ -80,3 +80,37 @@ pub const fn check_percpu_type<T>() {
             change this CPU's copy with `write_current`, `add_current` or `with_current`"
 )]
 pub const fn static_mut_has_no_effect() {}
+
+/// The check behind the warning of `#[def_percpu]` for a type that is not `Send`: `SendCheck::<T>::
+/// new().check()` resolves to the inherent method when `T: Send`, and to the deprecated trait method
+/// [`NotSendFallback::check`] otherwise.
+#[doc(hidden)]
+pub struct SendCheck<T: ?Sized>(core::marker::PhantomData<T>);
+
+impl<T: ?Sized> SendCheck<T> {
+    /// The check for `T`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(core::marker::PhantomData)
+    }
+}
+
+impl<T: ?Sized + Send> SendCheck<T> {
+    /// `T` is `Send`: nothing to say.
+    pub fn check(&self) {}
+}
+
+/// The method that `SendCheck::check` falls back to for a type that is not `Send`.
+#[doc(hidden)]
+pub trait NotSendFallback {
+    /// `T` is not `Send`: the deprecation note is the warning.
+    #[deprecated(
+        note = "the type of this per-CPU static is not `Send`, yet its copy serves every task that runs \
+                on its CPU in turn (a task may keep a clone of an `Rc`, say, and migrate): \
+                use a `Send` type, or write `#[def_percpu(allow_non_send)]` if the value never leaves \
+                its CPU; the checked tier (`percpu::checked`) refuses it"
+    )]
+    fn check(&self) {}
+}
+
+impl<T: ?Sized> NotSendFallback for SendCheck<T> {}

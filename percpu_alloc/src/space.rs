@@ -91,6 +91,8 @@ pub fn init(source: &'static dyn ChunkSource) -> Result<(), InitError> {
         area0,
         max_align,
     });
+    // Objects live in the areas from now on: they may not be initialized again.
+    percpu::freeze_areas();
     Ok(())
 }
 

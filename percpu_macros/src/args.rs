@@ -9,13 +9,24 @@ use syn::{Path, Token};
 pub struct Args {
     /// `crate = path`: where the `percpu` runtime is, when it is re-exported.
     runtime: Option<Path>,
+    /// `allow_non_send`: no warning for a type that is not `Send` (its value never leaves its CPU).
+    pub allow_non_send: bool,
 }
 
 impl Parse for Args {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut runtime = None;
+        let mut allow_non_send = false;
         while !input.is_empty() {
-            if input.peek(Token![crate]) {
+            if input.peek(syn::Ident) && input.fork().parse::<syn::Ident>()? == "allow_non_send" {
+                let key: syn::Ident = input.parse()?;
+                if std::mem::replace(&mut allow_non_send, true) {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        "`allow_non_send` is given twice",
+                    ));
+                }
+            } else if input.peek(Token![crate]) {
                 let key: Token![crate] = input.parse()?;
                 input.parse::<Token![=]>()?;
                 let path: Path = input.parse()?;
@@ -26,14 +37,18 @@ impl Parse for Args {
                 let unknown: TokenStream = input.parse()?;
                 return Err(syn::Error::new_spanned(
                     unknown,
-                    "unknown argument: `#[def_percpu]` takes no argument or `crate = path::to::percpu`",
+                    "unknown argument: `#[def_percpu]` takes `crate = path::to::percpu` and \
+                     `allow_non_send`",
                 ));
             }
             if !input.is_empty() {
                 input.parse::<Token![,]>()?;
             }
         }
-        Ok(Self { runtime })
+        Ok(Self {
+            runtime,
+            allow_non_send,
+        })
     }
 }
 

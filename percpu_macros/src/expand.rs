@@ -6,8 +6,9 @@ use syn::spanned::Spanned;
 
 use crate::item::{Kind, PerCpuStatic};
 
-/// Expands a validated per-CPU static; `rt` is the path of the runtime crate.
-pub fn expand(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
+/// Expands a validated per-CPU static; `rt` is the path of the runtime crate; `allow_non_send`
+/// silences the warning for a type that is not `Send`.
+pub fn expand(var: &PerCpuStatic, rt: &TokenStream, allow_non_send: bool) -> TokenStream {
     let PerCpuStatic {
         name,
         vis,
@@ -22,6 +23,7 @@ pub fn expand(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
     let storage = format_ident!("__PERCPU_{}", name);
     let wrapper = format_ident!("{}_WRAPPER", name);
     let value_methods = value_methods(var, rt, &storage);
+    let checked_methods = checked_methods(var, rt);
     // Reported at the type: the types a per-CPU area cannot hold.
     let rt_at_type = respan(rt, ty.span());
     let type_check = quote_spanned! {ty.span()=>
@@ -33,6 +35,16 @@ pub fn expand(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
         quote_spanned! {span=>
             #(#lint_attrs)*
             const _: () = #rt::__priv::static_mut_has_no_effect();
+        }
+    });
+    // A warning at the type when it is not `Send` (never an error: percpu 0.4 compiles it).
+    let send_check = (!allow_non_send).then(|| {
+        quote_spanned! {ty.span()=>
+            const _: fn() = || {
+                #[allow(unused_imports)]
+                use #rt_at_type::__priv::NotSendFallback as _;
+                #rt_at_type::__priv::SendCheck::<#ty>::new().check();
+            };
         }
     });
     let wrapper_doc = format!(
@@ -53,6 +65,10 @@ pub fn expand(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
 
         #(#cfg_attrs)*
         #mut_warning
+
+        #(#cfg_attrs)*
+        #(#lint_attrs)*
+        #send_check
 
         #[doc = #wrapper_doc]
         #(#cfg_attrs)*
@@ -176,7 +192,57 @@ pub fn expand(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
             }
 
             #value_methods
+
+            #checked_methods
         }
+    }
+}
+
+/// The checked tier (`percpu::checked`): references through a guard and remote references for
+/// reference-like statics, atomic remote reads for cell-like (primitive) ones.
+fn checked_methods(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
+    let ty = &var.ty;
+    match var.kind {
+        Kind::Other => quote! {
+            /// This CPU's copy, shared, for as long as `guard` pins the task to this CPU (checked
+            /// tier: any `T: Send` through an [`IrqGuard`](#rt::checked::IrqGuard), `T: Send + Sync`
+            /// through a [`PreemptGuard`](#rt::checked::PreemptGuard); mutate through interior
+            /// mutability).
+            #[inline]
+            pub fn get<'g, __PercpuG>(&self, guard: &'g __PercpuG) -> &'g #ty
+            where
+                __PercpuG: #rt::checked::GuardFor<#ty>,
+            {
+                // SAFETY: the VMA of this static designates a `T` in every area, for good.
+                unsafe { #rt::__priv::get(self.symbol_vma(), guard) }
+            }
+
+            /// CPU `cpu_id`'s copy, shared (checked tier; `T: Sync`).
+            ///
+            /// # Panics
+            ///
+            /// If `cpu_id` is not below [`cpu_count()`](#rt::cpu_count).
+            #[inline]
+            pub fn remote(&self, cpu_id: usize) -> &'static #ty
+            where
+                for<'__percpu> #ty: ::core::marker::Sync,
+            {
+                // SAFETY: as in `get`.
+                unsafe { #rt::__priv::remote(self.symbol_vma(), cpu_id) }
+            }
+        },
+        Kind::Integer | Kind::Bool => quote! {
+            /// Reads CPU `cpu_id`'s copy with an atomic load (checked tier: it races with nothing).
+            ///
+            /// # Panics
+            ///
+            /// If `cpu_id` is not below [`cpu_count()`](#rt::cpu_count).
+            #[inline]
+            pub fn remote_read(&self, cpu_id: usize) -> #ty {
+                // SAFETY: the VMA of this static designates a `T` in every area.
+                unsafe { #rt::__priv::remote_read(self.symbol_vma(), cpu_id) }
+            }
+        },
     }
 }
 

@@ -30,7 +30,9 @@ mod item;
 ///
 /// The optional argument `crate = path` names the `percpu` crate when it is reached through a
 /// re-export (`#[def_percpu(crate = my_kernel::percpu)]`). A renamed dependency is found from
-/// `Cargo.toml` without it.
+/// `Cargo.toml` without it. A type that is not `Send` gets a warning (its copy serves every task of
+/// its CPU in turn), which `#[def_percpu(allow_non_send)]` silences for values that never leave their
+/// CPU; the checked tier refuses such types.
 ///
 /// See the documentation of the `percpu` crate for the generated methods.
 #[proc_macro_attribute]
@@ -52,7 +54,7 @@ pub fn def_percpu(attr: TokenStream, item: TokenStream) -> TokenStream {
         Err(err) => return err.to_compile_error().into(),
     };
     match item::PerCpuStatic::from_item(item) {
-        Ok(var) => expand::expand(&var, &args.runtime_path()).into(),
+        Ok(var) => expand::expand(&var, &args.runtime_path(), args.allow_non_send).into(),
         Err(err) => err.to_compile_error().into(),
     }
 }

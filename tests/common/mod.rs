@@ -37,8 +37,20 @@ where
             let (body, barrier) = (&body, &barrier);
             scope.spawn(move || {
                 percpu::init_percpu_reg(cpu);
+                let _release = Release;
                 body(cpu, barrier);
             });
         }
     });
+}
+
+/// Ends the thread's claim on its CPU id when dropped, even when the test body panics: the next test
+/// reuses the ids, and `thread::scope` returns before the threads' own thread-local destructors (which
+/// would end it too) have run.
+struct Release;
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        percpu::release_percpu_reg();
+    }
 }

@@ -20,6 +20,7 @@ extern crate alloc;
 
 mod arch;
 mod check;
+mod checked;
 mod console;
 mod counters;
 mod dynamic;
@@ -53,6 +54,7 @@ pub fn secondary_main(cpu_id: usize) -> ! {
 /// must not allocate: the heap's lock does not disable interrupts.
 pub fn on_timer_tick() {
     counters::on_timer_tick();
+    checked::on_timer_tick();
     dynamic::on_timer_tick();
 }
 

@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::check::{expect, expect_eq};
 use crate::sync::{spin_until, Barrier};
-use crate::{arch, counters, dynamic, heap, link, println, vars, MAX_CPUS};
+use crate::{arch, checked, counters, dynamic, heap, link, println, vars, MAX_CPUS};
 
 /// The pass marker `cargo xtask` looks for.
 const PASS_MARKER: &str = "PERCPU-KERNEL-TESTS: PASS";
@@ -296,6 +296,8 @@ fn run(cpu: usize, cpus: usize) -> ! {
     barrier("the counters to be hammered");
     let ticks = counters::check_remote_sums(cpu, cpus);
     barrier("the counters to be summed");
+
+    checked::run(cpu, cpus, barrier);
 
     dynamic::run(cpu, cpus, barrier);
 

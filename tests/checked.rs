@@ -1,0 +1,213 @@
+//! The checked tier on the x86_64 Linux host, threads acting as CPUs: guards, references bound to them,
+//! interior mutability, remote access for `Sync` types, atomic remote reads; and the registration it
+//! relies on: a thread that did not register (its `GS` base is 0, or a copy of its parent's) is caught,
+//! one thread per CPU id, no re-registration under a guard.
+
+mod common;
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+
+use common::{cpus, on_each_cpu, CPUS};
+use percpu::checked::{Guard, IrqGuard, PreemptGuard};
+use percpu::def_percpu;
+
+#[def_percpu]
+static TICKS: Cell<u64> = Cell::new(0);
+
+#[def_percpu]
+static QUEUE: RefCell<Vec<usize>> = RefCell::new(Vec::new());
+
+#[def_percpu]
+static HITS: AtomicU64 = AtomicU64::new(0);
+
+#[def_percpu]
+static COUNT: u64 = 0;
+
+/// The panic message of a joined thread's panic.
+fn message(payload: Box<dyn Any + Send>) -> String {
+    payload
+        .downcast::<String>()
+        .map(|s| *s)
+        .or_else(|payload| payload.downcast::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Runs `f` on a new thread that never registers; returns its panic message, if it panicked.
+fn on_unregistered_thread(f: impl FnOnce() + Send + 'static) -> Option<String> {
+    std::thread::spawn(f).join().err().map(message)
+}
+
+#[test]
+fn guards_lend_this_cpus_copy_on_every_cpu() {
+    let _cpus = cpus();
+    on_each_cpu(|cpu, barrier| {
+        {
+            let irq = IrqGuard::new();
+            assert_eq!(irq.cpu_id(), cpu);
+            let ticks = TICKS.get(&irq);
+            ticks.set(cpu as u64 * 10);
+            // Guards nest; both lend the same copy.
+            let inner = IrqGuard::new();
+            assert_eq!(TICKS.get(&inner).get(), cpu as u64 * 10);
+            assert!(std::ptr::eq(ticks, TICKS.get(&inner)));
+            drop(inner);
+            QUEUE.get(&irq).borrow_mut().clear();
+            QUEUE.get(&irq).borrow_mut().extend([cpu; 3]);
+        }
+        {
+            let preempt = PreemptGuard::new();
+            assert_eq!(preempt.cpu_id(), cpu);
+            HITS.get(&preempt).store(cpu as u64 + 1, Ordering::Relaxed);
+        }
+        COUNT.write_current(100 + cpu as u64);
+        barrier.wait();
+        for other in 0..CPUS {
+            assert_eq!(HITS.remote(other).load(Ordering::Relaxed), other as u64 + 1);
+            assert_eq!(COUNT.remote_read(other), 100 + other as u64);
+        }
+        let irq = IrqGuard::new();
+        assert_eq!(TICKS.get(&irq).get(), cpu as u64 * 10);
+        assert_eq!(*QUEUE.get(&irq).borrow(), [cpu; 3]);
+        drop(irq);
+        barrier.wait();
+    });
+}
+
+#[test]
+fn exclusive_borrows_are_checked_in_every_build() {
+    let _cpus = cpus();
+    on_each_cpu(|_, _| {
+        let irq = IrqGuard::new();
+        let queue = QUEUE.get(&irq);
+        let borrowed = queue.borrow_mut();
+        assert!(queue.try_borrow_mut().is_err());
+        assert!(QUEUE.get(&irq).try_borrow().is_err());
+        drop(borrowed);
+        assert!(queue.try_borrow_mut().is_ok());
+    });
+}
+
+#[test]
+#[should_panic(expected = "CPU id 4 is out of range")]
+fn remote_access_past_the_cpus_panics() {
+    let _cpus = cpus();
+    let _ = HITS.remote(CPUS);
+}
+
+#[test]
+fn a_thread_that_never_registered_is_caught() {
+    let _cpus = cpus();
+    let why = on_unregistered_thread(|| drop(IrqGuard::new())).expect("IrqGuard::new panics");
+    assert!(why.contains("did not call `init_percpu_reg`"), "{why}");
+    let why =
+        on_unregistered_thread(|| drop(PreemptGuard::new())).expect("PreemptGuard::new panics");
+    assert!(why.contains("did not call `init_percpu_reg`"), "{why}");
+    // The 0.4 tier checks in debug builds; release builds trust the register for these one-instruction
+    // accesses (the crate documentation says why).
+    if cfg!(debug_assertions) {
+        let why = on_unregistered_thread(|| COUNT.add_current(1)).expect("add_current panics");
+        assert!(why.contains("did not call `init_percpu_reg`"), "{why}");
+        let why = on_unregistered_thread(|| TICKS.with_current(|ticks| ticks.set(1)))
+            .expect("with_current panics");
+        assert!(why.contains("did not call `init_percpu_reg`"), "{why}");
+    }
+}
+
+#[test]
+fn a_spawned_thread_does_not_inherit_its_parents_cpu() {
+    let _cpus = cpus();
+    on_each_cpu(|cpu, _| {
+        COUNT.write_current(5);
+        // Linux copies the `GS` base into the child: it points at the parent's area.
+        let child = std::thread::spawn(|| {
+            let preempt = std::panic::catch_unwind(|| drop(PreemptGuard::new()));
+            let add = std::panic::catch_unwind(|| COUNT.add_current(1));
+            (preempt.err().map(message), add.err().map(message))
+        })
+        .join()
+        .unwrap();
+        assert!(child.0.unwrap().contains("inherits its parent's `GS` base"));
+        if cfg!(debug_assertions) {
+            assert!(child.1.unwrap().contains("did not call `init_percpu_reg`"));
+            assert_eq!(
+                COUNT.read_current(),
+                5,
+                "cpu {cpu}: the child wrote the parent's copy"
+            );
+        }
+    });
+}
+
+#[test]
+fn one_thread_per_cpu_id() {
+    let _cpus = cpus();
+    let barrier = Arc::new(Barrier::new(2));
+    let owner = {
+        let barrier = Arc::clone(&barrier);
+        std::thread::spawn(move || {
+            percpu::init_percpu_reg(1);
+            percpu::init_percpu_reg(1); // again: nothing more
+            barrier.wait();
+            barrier.wait();
+            percpu::release_percpu_reg();
+            barrier.wait();
+        })
+    };
+    barrier.wait();
+    let why = on_unregistered_thread(|| percpu::init_percpu_reg(1)).expect("a second claim panics");
+    assert!(why.contains("CPU id 1 is already registered"), "{why}");
+    barrier.wait();
+    barrier.wait();
+    owner.join().unwrap();
+    std::thread::spawn(|| {
+        percpu::init_percpu_reg(1);
+        assert_eq!(IrqGuard::new().cpu_id(), 1);
+        // Moving to another id releases the first one.
+        percpu::init_percpu_reg(2);
+        assert_eq!(IrqGuard::new().cpu_id(), 2);
+        percpu::release_percpu_reg();
+    })
+    .join()
+    .unwrap();
+    std::thread::spawn(|| {
+        percpu::init_percpu_reg(1);
+        percpu::release_percpu_reg();
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn no_reregistration_or_release_under_a_guard() {
+    let _cpus = cpus();
+    on_each_cpu(|cpu, _| {
+        let guard = PreemptGuard::new();
+        let next = (cpu + 1) % CPUS;
+        let moved = std::panic::catch_unwind(|| percpu::init_percpu_reg(next));
+        assert!(message(moved.unwrap_err()).contains("guard of the checked tier is alive"));
+        let released = std::panic::catch_unwind(percpu::release_percpu_reg);
+        assert!(message(released.unwrap_err()).contains("guard of the checked tier is alive"));
+        // Still this CPU's, and usable.
+        assert_eq!(guard.cpu_id(), cpu);
+        HITS.get(&guard).fetch_add(0, Ordering::Relaxed);
+        drop(guard);
+    });
+}
+
+#[test]
+fn run_time_objects_are_not_reached_from_an_unregistered_thread() {
+    let _cpus = cpus();
+    static SETUP: std::sync::Once = std::sync::Once::new();
+    SETUP.call_once(|| percpu_alloc::init(&percpu_alloc::GlobalAllocSource).unwrap());
+    let object = Arc::new(percpu_alloc::PerCpu::new_with(|cpu| cpu as u64).unwrap());
+    if cfg!(debug_assertions) {
+        // Before the fix this wrote through `GS` = 0 plus the object's VMA: outside every area.
+        let shared = Arc::clone(&object);
+        let why = on_unregistered_thread(move || shared.write_current(1)).expect("write panics");
+        assert!(why.contains("did not call `init_percpu_reg`"), "{why}");
+    }
+    on_each_cpu(|cpu, _| assert_eq!(object.read_current(), cpu as u64));
+}

@@ -46,42 +46,61 @@
 //!   whichever CPU it then runs on.
 //! - **arm**, **sp-naive**: local interrupts disabled around a plain read-modify-write.
 //!
-//! # Aliasing
+//! # Safety tiers
 //!
-//! [`with_current`](EXAMPLE_PERCPU_DATA_WRAPPER::with_current) hands out a `&mut` to this CPU's copy.
-//! Calling it again for the same variable while the first call runs (nested, or from an interrupt
-//! handler that interrupted it), or a one-value access (`read_current`, `write_current`,
-//! `add_current`, ...) to that variable from inside the closure or from such a handler, would alias that
-//! `&mut`: debug builds panic with a clear message; in release builds it is the caller's
-//! responsibility (as in `percpu` 0.4).
+//! | tier | where | what it needs |
+//! |---|---|---|
+//! | checked | [`checked`]: [`PreemptGuard`](checked::PreemptGuard), [`IrqGuard`](checked::IrqGuard), `get(&guard)` and `remote(cpu)` on reference-like statics; the cell-like operations of primitive statics (`read_current`, `write_current`, `add_current`, `sub_current`, `remote_read`) | nothing from the caller (see [`checked`] for the argument, and for what the kernel establishes once: initialized areas, a registered CPU, the `preempt` feature if it preempts) |
+//! | 0.4 | the rest of percpu 0.4's API: `with_current`, `reset_to_init`, `current_ref_raw`, ..., [`init`], [`init_with_reserve`], [`init_percpu_reg`] | percpu 0.4's contract (below), checked where it can be |
+//! | raw | [`raw`], `current_ptr`, `remote_ptr`, [`write_percpu_reg`]: `unsafe fn`s | their `# Safety` sections |
 //!
-//! # The caller's contract
+//! A `#[def_percpu]` static whose type is spelled as an integer or `bool` is *cell-like*: its
+//! operations never lend a reference. Any other is *reference-like*: the checked tier lends shared
+//! references through a guard. The 0.4 tier lends `&mut` (`with_current`): a copy it lends is not to
+//! be reached otherwise meanwhile, which is its contract.
+//!
+//! # The 0.4 tier's contract
 //!
 //! The functions of the `percpu` 0.4 API are safe to call, yet some carry obligations the compiler
-//! cannot check; they are kept for compatibility and are the kernel's to uphold, as with 0.4:
+//! cannot check; they are kept for compatibility, as with 0.4:
 //!
+//! - [`with_current`](EXAMPLE_PERCPU_DATA_WRAPPER::with_current) hands out a `&mut` to this CPU's
+//!   copy: no other reference to that copy may exist while the closure runs (a nested
+//!   `with_current` on the same variable, one from an interrupt handler that interrupted it, a
+//!   one-value access or a checked-tier reference to it). Debug builds panic on the first two kinds
+//!   and on a one-value access with a clear message. A task does not migrate inside it (the
+//!   `preempt` feature ensures it; a kernel without preemption does not migrate tasks in the middle
+//!   of a call).
 //! - [`init`] and [`init_with_reserve`] take the areas' memory as a raw pointer: it must be valid,
-//!   used for nothing else, and live as long as any CPU uses the areas. Initializing again resets
-//!   every copy to the template and must not happen while CPUs use the areas (nor after `percpu_alloc`
-//!   was set up on them).
-//! - A CPU id is used by one CPU (or, in hosted mode, one thread) at a time: [`init_percpu_reg`] with
-//!   an id another CPU uses would share its copies.
-//! - Every CPU calls [`init_percpu_reg`] before it touches per-CPU data.
-//! - A task does not migrate to another CPU inside `with_current` (the `preempt` feature ensures it;
-//!   a kernel without preemption does not migrate tasks in the middle of a call), and a value kept in
-//!   a per-CPU variable may be used by successive tasks of its CPU: give per-CPU statics types that
-//!   are `Send` (or that never leave the CPU, such as plain data).
+//!   used for nothing else, and live as long as the areas are used. Initializing again is refused
+//!   while the areas are in use ([`InitError::InUse`]): once a CPU registered (and until it released
+//!   its area), or once `percpu_alloc` was set up on them.
+//! - Every CPU calls [`init_percpu_reg`] before it touches per-CPU data. Debug builds check it on
+//!   every access, the checked tier on every guard; release builds do not check the one-instruction
+//!   accesses (doing so would double their cost): an unregistered CPU reaches whatever its register
+//!   designates. [`init_percpu_reg`] itself refuses an id that another CPU registered.
+//! - A value kept in a per-CPU static is used by the successive tasks of its CPU: give per-CPU statics
+//!   `Send` types. A static of another type compiles (as with 0.4) with a warning, which
+//!   `#[def_percpu(allow_non_send)]` silences for values that never leave their CPU; the checked tier
+//!   refuses such types.
 //!
 //! # Hosted mode
 //!
 //! On x86_64 Linux, a thread that calls [`init_percpu_reg`] behaves as that CPU: its `GS` base is set
-//! with `arch_prctl`. No linker script and no `-no-pie` are needed: without a script the template is
-//! found at run time and [`init`] on heap memory is the natural path. A program that links with a
-//! `percpu` 0.4 style script keeps its behaviour ([`init_in_place`] returns the areas the script
-//! reserves). As every CPU of a kernel, every thread calls [`init_percpu_reg`] before it touches
-//! per-CPU data (without it, its `GS` base is 0 and its accesses reach the template itself, shared by
-//! every such thread). The register value `area base - template address` must be a canonical user
-//! address, which holds for areas on the heap of an ordinary (dynamically linked) executable.
+//! with `arch_prctl`, and it holds the CPU id until it exits or calls [`release_percpu_reg`] (join
+//! the thread before another one registers the same id: `std::thread::scope` returns before the
+//! threads' thread-local destructors have run). No linker script and no `-no-pie` are needed: without
+//! a script the template is found at run time and [`init`] on heap memory is the natural path. A
+//! program that links with a `percpu` 0.4 style script keeps its behaviour ([`init_in_place`] returns
+//! the areas the script reserves). A thread that did not register has `GS` base 0 (its accesses reach
+//! the template) or, if a registered thread spawned it, a copy of its parent's (Linux copies the base
+//! into a new thread: it would act as its parent's CPU): the checked tier refuses to run there and
+//! debug builds panic on every access, with a message saying so. In release builds the accesses of
+//! the 0.4 tier and of run-time allocated objects are not checked: from such a thread they reach the
+//! template or the parent's copies, and a run-time allocated object's address computed from a `GS`
+//! base of 0 lies outside every area. The register value `area base - template address` must be a
+//! canonical user address, which holds for areas on the heap of an ordinary (dynamically linked)
+//! executable.
 //!
 //! # Linker script
 //!

@@ -142,8 +142,9 @@ fn this_cpu() -> Result<usize, &'static str> {
         // SAFETY: the register designates an 8-aligned address from which a whole area's span lies
         // inside the areas, so the word at the offset of `CPU_ID` (inside the template, which is at
         // most a stride) is readable; it is `CPU_ID` itself when `offset` is an area start, which is
-        // checked before the value is trusted.
-        let cpu = unsafe { raw::read_current::<usize>(CPU_ID.symbol_vma()) };
+        // checked before the value is trusted. The address comes from the value read once (the caller
+        // may migrate meanwhile: then it validates the CPU it ran on, as it asked).
+        let cpu = unsafe { *(value.wrapping_add(CPU_ID.symbol_vma()) as *const usize) };
         // SAFETY: `cpu` is checked against the count first.
         if cpu >= count
             || cpu * stride != offset

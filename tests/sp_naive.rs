@@ -78,3 +78,32 @@ fn run_time_allocation_works_on_one_cpu() {
         value.current_ptr()
     });
 }
+
+#[def_percpu]
+static QUEUE: std::cell::RefCell<Vec<u32>> = std::cell::RefCell::new(Vec::new());
+#[def_percpu]
+static HITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[test]
+fn the_checked_tier_works_on_one_cpu() {
+    use percpu::checked::{Guard, IrqGuard, PreemptGuard};
+    use std::sync::atomic::Ordering;
+    let _cpu = the_cpu();
+    let irq = IrqGuard::new();
+    assert_eq!(irq.cpu_id(), 0);
+    let queue = QUEUE.get(&irq);
+    queue.borrow_mut().push(1);
+    let nested = IrqGuard::new();
+    let borrowed = QUEUE.get(&nested).borrow();
+    assert!(queue.try_borrow_mut().is_err(), "RefCell's check holds");
+    assert_eq!(*borrowed, [1]);
+    drop(borrowed);
+    drop(nested);
+    queue.borrow_mut().clear();
+    let preempt = PreemptGuard::new();
+    HITS.get(&preempt).fetch_add(2, Ordering::Relaxed);
+    assert_eq!(HITS.remote(0).load(Ordering::Relaxed), 2);
+    COUNT.write_current(9);
+    assert_eq!(COUNT.remote_read(0), 9);
+    COUNT.reset_to_init();
+}

@@ -38,12 +38,13 @@ pub fn expand(var: &PerCpuStatic, rt: &TokenStream, allow_non_send: bool) -> Tok
         }
     });
     // A warning at the type when it is not `Send` (never an error: percpu 0.4 compiles it).
+    let static_ty = &var.static_ty;
     let send_check = (!allow_non_send).then(|| {
         quote_spanned! {ty.span()=>
             const _: fn() = || {
                 #[allow(unused_imports)]
                 use #rt_at_type::__priv::NotSendFallback as _;
-                #rt_at_type::__priv::SendCheck::<#ty>::new().check();
+                #rt_at_type::__priv::SendCheck::<#static_ty>::new().check();
             };
         }
     });
@@ -201,7 +202,7 @@ pub fn expand(var: &PerCpuStatic, rt: &TokenStream, allow_non_send: bool) -> Tok
 /// The checked tier (`percpu::checked`): references through a guard and remote references for
 /// reference-like statics, atomic remote reads for cell-like (primitive) ones.
 fn checked_methods(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
-    let ty = &var.ty;
+    let (ty, static_ty) = (&var.ty, &var.static_ty);
     match var.kind {
         Kind::Other => quote! {
             /// This CPU's copy, shared, for as long as `guard` pins the task to this CPU (checked
@@ -209,9 +210,9 @@ fn checked_methods(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
             /// through a [`PreemptGuard`](#rt::checked::PreemptGuard); mutate through interior
             /// mutability).
             #[inline]
-            pub fn get<'g, __PercpuG>(&self, guard: &'g __PercpuG) -> &'g #ty
+            pub fn get<'g, __PercpuG>(&self, guard: &'g __PercpuG) -> &'g #static_ty
             where
-                __PercpuG: #rt::checked::GuardFor<#ty>,
+                __PercpuG: #rt::checked::GuardFor<#static_ty>,
             {
                 // SAFETY: the VMA of this static designates a `T` in every area, for good.
                 unsafe { #rt::__priv::get(self.symbol_vma(), guard) }
@@ -223,9 +224,9 @@ fn checked_methods(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
             ///
             /// If `cpu_id` is not below [`cpu_count()`](#rt::cpu_count).
             #[inline]
-            pub fn remote(&self, cpu_id: usize) -> &'static #ty
+            pub fn remote(&self, cpu_id: usize) -> &'static #static_ty
             where
-                for<'__percpu> #ty: ::core::marker::Sync,
+                for<'__percpu> #static_ty: ::core::marker::Sync,
             {
                 // SAFETY: as in `get`.
                 unsafe { #rt::__priv::remote(self.symbol_vma(), cpu_id) }

@@ -24,6 +24,9 @@ pub struct PerCpuStatic {
     pub name: Ident,
     pub vis: Visibility,
     pub ty: Type,
+    /// `ty` with its elided lifetimes (`&str`) written as `'static`, which a static's type means: for
+    /// the positions where elision is not allowed (generic arguments in expressions, where clauses).
+    pub static_ty: Type,
     pub init: Expr,
     pub kind: Kind,
     /// The `mut` of `static mut`, accepted as percpu 0.4 does (it has no effect), with a warning.
@@ -52,6 +55,7 @@ impl PerCpuStatic {
             mut_token,
             name: item.ident,
             vis: item.vis,
+            static_ty: with_static_lifetimes(&item.ty),
             ty: *item.ty,
             init: *item.expr,
             cfg_attrs: Vec::new(),
@@ -133,4 +137,31 @@ fn kind_of(ty: &Type) -> Kind {
     } else {
         Kind::Other
     }
+}
+
+/// `ty` with every elided or anonymous (`'_`) reference lifetime replaced by `'static`.
+fn with_static_lifetimes(ty: &Type) -> Type {
+    use syn::visit_mut::{self, VisitMut};
+
+    struct FillStatic;
+
+    impl VisitMut for FillStatic {
+        fn visit_type_reference_mut(&mut self, reference: &mut syn::TypeReference) {
+            match &reference.lifetime {
+                Some(lifetime) if lifetime.ident != "_" => {}
+                _ => reference.lifetime = Some(syn::parse_quote!('static)),
+            }
+            visit_mut::visit_type_reference_mut(self, reference);
+        }
+
+        fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
+            if lifetime.ident == "_" {
+                *lifetime = syn::parse_quote!('static);
+            }
+        }
+    }
+
+    let mut ty = ty.clone();
+    FillStatic.visit_type_mut(&mut ty);
+    ty
 }

@@ -16,6 +16,10 @@ static HITS: AtomicU64 = AtomicU64::new(0);
 #[percpu::def_percpu]
 static COUNT: u64 = 0;
 
+// Elided lifetimes in the type are `'static`, as in any static.
+#[percpu::def_percpu]
+static NAME: &str = "cpu";
+
 fn main() {
     if false {
         let irq = IrqGuard::new();
@@ -26,5 +30,8 @@ fn main() {
         HITS.get(&irq).fetch_add(1, Ordering::Relaxed);
         let _: u64 = HITS.remote(0).load(Ordering::Relaxed);
         let _: u64 = COUNT.remote_read(0);
+        let name: &'static str = NAME.remote(0);
+        let _: &str = NAME.get(&irq);
+        let _ = name;
     }
 }

@@ -1,5 +1,16 @@
 //! `sp-naive`: one CPU, per-CPU variables are plain globals, there is no register: a VMA is the
 //! address of the only copy.
+//!
+//! Loads and stores are relaxed atomic accesses (plain instructions on every target), and the
+//! read-modify-write operations are atomic read-modify-write operations of `core::sync::atomic`
+//! where the target has them at the type's width: on one CPU that is safe against interrupts, and on
+//! a host against signal handlers and against the threads that take turns being the CPU. Where the
+//! target has no atomic operation of that width, local interrupts are disabled around a load and a
+//! store.
+//!
+//! Local interrupts: in a kernel (`target_os = "none"`), the architecture's own instructions (from its
+//! file of this module, or `kernel_guard`'s for an architecture without one); on a host, masking does
+//! nothing (no signal is blocked: the operations above need no masking there).
 
 /// With one CPU there is no migration: accesses need no guard.
 pub(crate) const ONE_INSTRUCTION_ACCESS: bool = true;
@@ -16,10 +27,87 @@ macro_rules! __percpu_access {
     (ptr, $T:ty, vma $vma:expr) => {
         ($vma) as *mut $T
     };
-    ($op:ident, $T:ty, $kind:ident $a:tt $(, $val:expr)?) => {
-        $crate::__percpu_access_via_ptr!($op, $T, $kind $a $(, $val)?)
+    (read, $T:ty, $kind:ident $a:tt) => {
+        $crate::__priv::read_relaxed::<$T>($crate::__percpu_access!(ptr, $T, $kind $a))
+    };
+    (write, $T:ty, $kind:ident $a:tt, $val:expr) => {
+        $crate::__priv::write_relaxed::<$T>($crate::__percpu_access!(ptr, $T, $kind $a), $val)
+    };
+    ($op:ident, $T:ty, $kind:ident $a:tt $(, $val:expr)+) => {
+        $crate::__percpu_rmw_result!($op, $crate::__priv::rmw_atomic::<$T>(
+            $crate::__percpu_access!(ptr, $T, $kind $a),
+            $crate::__percpu_rmw_op!($op, $T $(, $val)+),
+        ))
     };
 }
+
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
+pub(crate) use super::x86_64::{local_irq_restore, local_irq_save};
+
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+pub(crate) use super::aarch64::{local_irq_restore, local_irq_save};
+
+#[cfg(all(target_os = "none", target_arch = "riscv64"))]
+pub(crate) use super::riscv64::{local_irq_restore, local_irq_save};
+
+#[cfg(all(target_os = "none", target_arch = "loongarch64"))]
+pub(crate) use super::loongarch64::{local_irq_restore, local_irq_save};
+
+#[cfg(all(target_os = "none", target_arch = "arm"))]
+pub(crate) use super::arm::{local_irq_restore, local_irq_save};
+
+/// Disables local interrupts with `kernel_guard` (an architecture without a file here); returns the
+/// previous state.
+#[cfg(all(
+    target_os = "none",
+    not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64",
+        target_arch = "loongarch64",
+        target_arch = "arm"
+    ))
+))]
+#[inline]
+pub(crate) fn local_irq_save() -> usize {
+    <kernel_guard::IrqSave as kernel_guard::BaseGuard>::acquire()
+}
+
+/// Restores the state that [`local_irq_save`] returned.
+///
+/// # Safety
+///
+/// `flags` must come from the matching [`local_irq_save`], the last one not yet restored.
+#[cfg(all(
+    target_os = "none",
+    not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64",
+        target_arch = "loongarch64",
+        target_arch = "arm"
+    ))
+))]
+#[inline]
+pub(crate) unsafe fn local_irq_restore(flags: usize) {
+    <kernel_guard::IrqSave as kernel_guard::BaseGuard>::release(flags)
+}
+
+/// On a host: nothing to disable (no signal is blocked); returns 0.
+#[cfg(not(target_os = "none"))]
+#[inline]
+pub(crate) fn local_irq_save() -> usize {
+    0
+}
+
+/// On a host: nothing to restore.
+///
+/// # Safety
+///
+/// None; `unsafe` for the signature shared with the other architectures.
+#[cfg(not(target_os = "none"))]
+#[inline]
+pub(crate) unsafe fn local_irq_restore(_flags: usize) {}
 
 /// There is no register: 0.
 pub(crate) fn read_reg() -> usize {

@@ -1,0 +1,18 @@
+//! The guard-less read-modify-write operations in hosted mode, on one thread acting as CPU 0: every
+//! integer type and `bool`, statics and `PerCpu` handles.
+
+mod common;
+#[path = "ops_common/mod.rs"]
+mod ops_common;
+
+/// This thread acts as CPU 0 while the guard lives.
+fn cpu_zero() -> std::sync::MutexGuard<'static, ()> {
+    let guard = common::cpus();
+    percpu::init_percpu_reg(0);
+    guard
+}
+
+operations_tests!(
+    crate::cpu_zero(),
+    percpu_alloc::init(&percpu_alloc::GlobalAllocSource).ok()
+);

@@ -46,7 +46,7 @@
 //!
 //! | architecture | `add`, `sub`, `and`, `or`, `xor` | `fetch_add` | `xchg` | `cmpxchg` | 8/16-bit integers |
 //! |---|---|---|---|---|---|
-//! | x86_64 | `add`/`sub`/`and`/`or`/`xor gs:[VAR], reg` | `xadd gs:[VAR], reg` | `mov` + `cmpxchg gs:[VAR]` loop | `cmpxchg gs:[VAR], reg` | the same at their width |
+//! | x86_64 | `add`/`sub`/`and`/`or`/`xor gs:[VAR], reg` | `xadd gs:[VAR], reg` | `xchg gs:[VAR], reg` (always locked) | `cmpxchg gs:[VAR], reg` | the same at their width |
 //! | aarch64 with `lse` | `stadd`, `stclr` (and: of the complement), `stset`, `steor` | `ldadd` | `swp` | `cas` | `b`/`h` forms |
 //! | aarch64 | `ldxr`/`stxr` loop, `TPIDR_ELx` read on every attempt | same | same | same, leaving without a store when different | `ldxrb`/`ldxrh` |
 //! | riscv64 | `amoadd`, `amoand`, `amoor`, `amoxor` `.w`/`.d` | `amoadd` | `amoswap` | interrupts off around `lr`/`sc` | interrupts off |
@@ -54,17 +54,16 @@
 //! | arm | interrupts off (`ldrexd`/`strexd` for 64 bits) | same | same | same | same |
 //! | `sp-naive` | `core::sync::atomic` (interrupts off where the target lacks the width) | same | same | same | same |
 //!
-//! None of them uses a `lock` prefix or a barrier: they are atomic against this CPU's interrupts and
-//! against each other, not ordered against other memory accesses (like `Relaxed` atomics).
+//! They are atomic against this CPU's interrupts and against each other, and promise no ordering
+//! against other memory accesses (like `Relaxed` atomics). None has a `lock` prefix or a barrier,
+//! except x86_64's swap: `xchg` with a memory operand is always locked, and measured no slower than
+//! the unlocked alternative, a load and a `cmpxchg` loop (`benches/access.rs`, `xchg_sequences_u64`).
 //!
 //! Why each holds, and **which CPU's copy the operation lands on if the task migrates** in the middle
 //! (the returned value is always the previous value of the copy it landed on):
 //!
-//! - **One instruction** (x86_64; each `cmpxchg` of x86_64's swap loop): it runs on one CPU, on that
-//!   CPU's copy; an interrupt comes before or after it. The swap's loop loads the copy, then stores
-//!   the new value only if the copy still holds what was loaded, else retries: it lands on the copy of
-//!   the CPU that runs the final `cmpxchg`, and returns what that copy held. (`xchg` with a memory
-//!   operand is always locked, a full barrier of tens of cycles: the loop is cheaper.)
+//! - **One instruction** (x86_64): it runs on one CPU, on that CPU's copy; an interrupt comes before
+//!   or after it.
 //! - **Interrupts off** (riscv64's compare-and-swap and 8/16-bit integers, loongarch64's 8/16-bit
 //!   integers, arm): interrupts are disabled before the register is read and restored after the
 //!   store, so the task cannot migrate: it lands on the copy of the CPU it ran on when it called.

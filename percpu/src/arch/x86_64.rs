@@ -9,8 +9,8 @@
 //! costs one load and one add instead of reading the MSR.
 //!
 //! Read-modify-write operations are single instructions without a `lock` prefix (`add`, `xadd`,
-//! `cmpxchg`, ...), except the swap: `xchg` with a memory operand is always locked, so it is a load
-//! and an unlocked `cmpxchg` loop.
+//! `cmpxchg`, ...), and the swap is `xchg`, which is always locked with a memory operand (measured no
+//! slower than the unlocked load and `cmpxchg` loop).
 //!
 //! Local interrupts: `cli`/`sti` in a kernel; in a hosted (Linux) program, the calling thread's signal
 //! mask (`rt_sigprocmask`). With `sp-naive`, only a kernel's interrupt masking of this file is used.
@@ -152,20 +152,15 @@ macro_rules! __percpu_access {
             v = inout($class) v => old, options(nostack));
         $crate::__priv::from_loaded::<$T>(old as u64)
     }};
-    // `xchg` with a memory operand is always locked (a full barrier, tens of cycles): a load, then an
-    // unlocked `cmpxchg` that stores the new value if the copy still holds what was loaded, else loads
-    // it into the accumulator and retries. Each `cmpxchg` is one instruction on the copy of the CPU
-    // that runs it, so the value returned is what that copy held when the swap happened.
+    // `xchg` with a memory operand is always locked (a full barrier). The unlocked alternative, a load
+    // and a `cmpxchg` loop, is three instructions and measured no faster (group `xchg_sequences_u64`
+    // of `benches/access.rs`, with and without pending stores): one instruction, on this CPU's copy.
     (@xchg $T:ty, $size:literal, $m:literal, $class:ident, $acc:tt, $raw:ty, [$mem:expr],
         [$($addr:tt)*], $val:expr) => {{
         let v: $raw = $crate::__priv::bits_as::<$T, $raw>($val);
         let old: $raw;
-        ::core::arch::asm!(
-            concat!("mov ", $acc, ", ", $size, " ptr ", $mem),
-            "2:",
-            concat!("cmpxchg ", $size, " ptr ", $mem, ", {v", $m, "}"),
-            "jne 2b",
-            $($addr)*, v = in($class) v, out($acc) old, options(nostack));
+        ::core::arch::asm!(concat!("xchg ", $size, " ptr ", $mem, ", {v", $m, "}"), $($addr)*,
+            v = inout($class) v => old, options(nostack, preserves_flags));
         $crate::__priv::from_loaded::<$T>(old as u64)
     }};
     // `cmpxchg` without `lock`: compares the accumulator with the memory operand and stores the

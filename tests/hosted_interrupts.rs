@@ -4,8 +4,10 @@
 //! duplicate or lose a swapped token, or a free-list node); the results must be exact.
 
 mod common;
+#[path = "ops_common/free_list.rs"]
+mod free_list;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use common::{cpus, on_each_cpu, CPUS};
@@ -183,15 +185,7 @@ static HANDLER_BITS8: u8 = 0;
 #[def_percpu]
 static HANDLER_STEP: u32 = 0;
 
-/// Free-list nodes per CPU.
-const NODES: usize = 8;
-/// The empty free list.
-const NIL: u32 = u32::MAX;
-/// The head of this CPU's free list of node indices, pushed and popped with `cmpxchg_current`.
-#[def_percpu]
-static HEAD: u32 = NIL;
-/// The link of each node (only the node's CPU, its thread or its signal handler, touches it).
-static NEXT: [AtomicU32; CPUS * NODES] = [const { AtomicU32::new(NIL) }; CPUS * NODES];
+per_cpu_free_list!(CPUS, 8);
 
 /// Run-time allocated counterparts: a `fetch_add` target and a token slot.
 struct Handles {
@@ -201,31 +195,6 @@ struct Handles {
 
 /// The handles, allocated before the signals start.
 static HANDLES: OnceLock<Handles> = OnceLock::new();
-
-/// Pops a node off this CPU's free list.
-fn pop() -> Option<u32> {
-    loop {
-        let head = HEAD.read_current();
-        if head == NIL {
-            return None;
-        }
-        let next = NEXT[head as usize].load(Ordering::Relaxed);
-        if HEAD.cmpxchg_current(head, next).is_ok() {
-            return Some(head);
-        }
-    }
-}
-
-/// Pushes `node` onto this CPU's free list.
-fn push(node: u32) {
-    loop {
-        let head = HEAD.read_current();
-        NEXT[node as usize].store(head, Ordering::Relaxed);
-        if HEAD.cmpxchg_current(head, node).is_ok() {
-            return;
-        }
-    }
-}
 
 /// Adds `amount` to [`CAS_COUNT`] with a read and a compare-and-swap, retried when the copy changed;
 /// returns the failed attempts.
@@ -369,10 +338,7 @@ fn every_operation_is_exact_under_interrupts() {
         HANDLER_BITS.write_current(0);
         BITS8.write_current(0);
         HANDLER_BITS8.write_current(0);
-        HEAD.write_current(NIL);
-        for node in cpu * NODES..(cpu + 1) * NODES {
-            push(node as u32);
-        }
+        fill(cpu);
     };
     let handled = under_signals(ops_on_signal, 5_000, setup, |cpu, more| {
         let result = ops_thread(cpu, more);
@@ -441,16 +407,8 @@ fn every_operation_is_exact_under_interrupts() {
             "8-bit xor, cpu {cpu}"
         );
 
-        let mut seen = Vec::new();
-        let mut node = copy_of!(HEAD, cpu);
-        while node != NIL && seen.len() <= NODES {
-            seen.push(node as usize);
-            node = NEXT[node as usize].load(Ordering::Relaxed);
-        }
-        seen.sort();
-        assert_eq!(
-            seen,
-            (cpu * NODES..(cpu + 1) * NODES).collect::<Vec<_>>(),
+        assert!(
+            holds_its_nodes(cpu, copy_of!(HEAD, cpu)),
             "free list, cpu {cpu}"
         );
         rounds += result.rounds;

@@ -41,23 +41,27 @@ macro_rules! __percpu_access {
     };
 }
 
-#[cfg(all(target_os = "none", target_arch = "x86_64"))]
-pub(crate) use super::x86_64::{local_irq_restore, local_irq_save};
+// Local interrupts: the architecture file's in a kernel, `kernel_guard`'s for an architecture without
+// one, nothing on a host.
+cfg_if::cfg_if! {
+    if #[cfg(not(target_os = "none"))] {
+        pub(crate) use host_irq::{local_irq_restore, local_irq_save};
+    } else if #[cfg(target_arch = "x86_64")] {
+        pub(crate) use super::x86_64::{local_irq_restore, local_irq_save};
+    } else if #[cfg(target_arch = "aarch64")] {
+        pub(crate) use super::aarch64::{local_irq_restore, local_irq_save};
+    } else if #[cfg(target_arch = "riscv64")] {
+        pub(crate) use super::riscv64::{local_irq_restore, local_irq_save};
+    } else if #[cfg(target_arch = "loongarch64")] {
+        pub(crate) use super::loongarch64::{local_irq_restore, local_irq_save};
+    } else if #[cfg(target_arch = "arm")] {
+        pub(crate) use super::arm::{local_irq_restore, local_irq_save};
+    } else {
+        pub(crate) use kernel_guard_irq::{local_irq_restore, local_irq_save};
+    }
+}
 
-#[cfg(all(target_os = "none", target_arch = "aarch64"))]
-pub(crate) use super::aarch64::{local_irq_restore, local_irq_save};
-
-#[cfg(all(target_os = "none", target_arch = "riscv64"))]
-pub(crate) use super::riscv64::{local_irq_restore, local_irq_save};
-
-#[cfg(all(target_os = "none", target_arch = "loongarch64"))]
-pub(crate) use super::loongarch64::{local_irq_restore, local_irq_save};
-
-#[cfg(all(target_os = "none", target_arch = "arm"))]
-pub(crate) use super::arm::{local_irq_restore, local_irq_save};
-
-/// Disables local interrupts with `kernel_guard` (an architecture without a file here); returns the
-/// previous state.
+/// Local interrupts through `kernel_guard`, for a kernel architecture without a file here.
 #[cfg(all(
     target_os = "none",
     not(any(
@@ -68,46 +72,44 @@ pub(crate) use super::arm::{local_irq_restore, local_irq_save};
         target_arch = "arm"
     ))
 ))]
-#[inline]
-pub(crate) fn local_irq_save() -> usize {
-    <kernel_guard::IrqSave as kernel_guard::BaseGuard>::acquire()
+mod kernel_guard_irq {
+    use kernel_guard::{BaseGuard, IrqSave};
+
+    /// Disables local interrupts; returns the previous state.
+    #[inline]
+    pub(crate) fn local_irq_save() -> usize {
+        IrqSave::acquire()
+    }
+
+    /// Restores the state that [`local_irq_save`] returned.
+    ///
+    /// # Safety
+    ///
+    /// `flags` must come from the matching [`local_irq_save`], the last one not yet restored.
+    #[inline]
+    pub(crate) unsafe fn local_irq_restore(flags: usize) {
+        IrqSave::release(flags)
+    }
 }
 
-/// Restores the state that [`local_irq_save`] returned.
-///
-/// # Safety
-///
-/// `flags` must come from the matching [`local_irq_save`], the last one not yet restored.
-#[cfg(all(
-    target_os = "none",
-    not(any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "loongarch64",
-        target_arch = "arm"
-    ))
-))]
-#[inline]
-pub(crate) unsafe fn local_irq_restore(flags: usize) {
-    <kernel_guard::IrqSave as kernel_guard::BaseGuard>::release(flags)
-}
-
-/// On a host: nothing to disable (no signal is blocked); returns 0.
+/// Local interrupts on a host: there are none to disable, and no signal is blocked (the operations of
+/// this mode are atomic and need no masking).
 #[cfg(not(target_os = "none"))]
-#[inline]
-pub(crate) fn local_irq_save() -> usize {
-    0
-}
+mod host_irq {
+    /// Nothing to disable: returns 0.
+    #[inline]
+    pub(crate) fn local_irq_save() -> usize {
+        0
+    }
 
-/// On a host: nothing to restore.
-///
-/// # Safety
-///
-/// None; `unsafe` for the signature shared with the other architectures.
-#[cfg(not(target_os = "none"))]
-#[inline]
-pub(crate) unsafe fn local_irq_restore(_flags: usize) {}
+    /// Nothing to restore.
+    ///
+    /// # Safety
+    ///
+    /// None; `unsafe` for the signature shared with the other architectures.
+    #[inline]
+    pub(crate) unsafe fn local_irq_restore(_flags: usize) {}
+}
 
 /// There is no register: 0.
 pub(crate) fn read_reg() -> usize {

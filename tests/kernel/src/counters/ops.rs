@@ -1,10 +1,15 @@
 //! The guard-less operations other than add/sub: the main loop's half
 //! ([`Main`]), the timer's half ([`on_tick`]), and the checks ([`check`]).
 
-use core::sync::atomic::{AtomicU32, Ordering};
-
 use crate::check::{expect, expect_eq};
 use crate::{println, MAX_CPUS};
+
+// The per-CPU free list of the hosted suite's test, shared with it.
+#[path = "../../../ops_common/free_list.rs"]
+#[macro_use]
+mod free_list;
+
+per_cpu_free_list!(MAX_CPUS, 8);
 
 /// Rounds of [`hammer_rounds`](super::hammer_rounds) per round of the
 /// operations here.
@@ -59,45 +64,6 @@ static TICK_BITS16: u16 = 0;
 #[percpu::def_percpu]
 static OPS_TICKS: u64 = 0;
 
-/// Free-list nodes per CPU.
-const NODES: usize = 8;
-
-/// The end of a free list.
-const NIL: u32 = u32::MAX;
-
-/// The head of this CPU's free list, popped and pushed with
-/// `cmpxchg_current` by the main loop and by the timer.
-#[percpu::def_percpu]
-static HEAD: u32 = NIL;
-
-/// The link of each node (only its CPU touches it).
-static NEXT: [AtomicU32; MAX_CPUS * NODES] = [const { AtomicU32::new(NIL) }; MAX_CPUS * NODES];
-
-/// Pops a node off this CPU's free list.
-fn pop() -> Option<u32> {
-    loop {
-        let head = HEAD.read_current();
-        if head == NIL {
-            return None;
-        }
-        let next = NEXT[head as usize].load(Ordering::Relaxed);
-        if HEAD.cmpxchg_current(head, next).is_ok() {
-            return Some(head);
-        }
-    }
-}
-
-/// Pushes `node` onto this CPU's free list.
-fn push(node: u32) {
-    loop {
-        let head = HEAD.read_current();
-        NEXT[node as usize].store(head, Ordering::Relaxed);
-        if HEAD.cmpxchg_current(head, node).is_ok() {
-            return;
-        }
-    }
-}
-
 /// Adds `amount` to [`CAS64`], [`CAS8`] and [`RAW_CAS32`] with a read and a
 /// compare-and-swap each, retried while the copy changed in between; returns
 /// the failed attempts.
@@ -148,9 +114,7 @@ pub fn setup(cpu: usize) {
     // SAFETY: the VMA of a `u32` static; no reference to its copy exists.
     unsafe { percpu::raw::write_current::<u32>(RAW_SLOT32.symbol_vma(), token(cpu, 1).into()) };
     TICK_TOKEN32.write_current(token(cpu, 2).into());
-    for node in cpu * NODES..(cpu + 1) * NODES {
-        push(node as u32);
-    }
+    fill(cpu);
 }
 
 /// The timer's half, on the interrupted CPU's variables.
@@ -364,19 +328,11 @@ pub fn check(cpu: usize, main: &Main) {
         main.bits16 ^ TICK_BITS16.read_current(),
     );
 
-    let mut seen = [false; NODES];
-    let mut node = HEAD.read_current();
-    for _ in 0..NODES {
-        let index = (node as usize).wrapping_sub(cpu * NODES);
-        expect(
-            cpu,
-            index < NODES && !seen[index],
-            format_args!("free list: node {node} out of place or twice"),
-        );
-        seen[index] = true;
-        node = NEXT[node as usize].load(Ordering::Relaxed);
-    }
-    expect_eq(cpu, format_args!("free list: its end"), node, NIL);
+    expect(
+        cpu,
+        holds_its_nodes(cpu, HEAD.read_current()),
+        format_args!("free list: each of this CPU's nodes once"),
+    );
     println!(
         "cpu {cpu}: {} rounds of fetch_add/xchg/cmpxchg/and/or/xor (statics and raw, 8 to 64 bits) \
          with {ticks} timer ticks doing the same, {} compare-and-swaps retried: nothing lost",

@@ -143,6 +143,13 @@
 //!   kernel's [`kernel_guard::KernelGuardIf`] implementation.
 //! - `arm-el2`: aarch64 hypervisors at EL2: `TPIDR_EL2` instead of `TPIDR_EL1`.
 //! - `non-zero-vma`: the kernel links the `.percpu` section at a non-zero address.
+//! - `large-template`: aarch64 kernels whose template (the `.percpu` section) is larger than 64 KiB,
+//!   the reach of the one `movz` that loads a static's VMA (the linker refuses a larger template with
+//!   `relocation R_AARCH64_MOVW_UABS_G0 out of range`): a `movz` and a `movk` instead (up to 4 GiB),
+//!   one instruction more per access to a static. The choice is per kernel, not per static: the
+//!   section of a static is fixed where `#[def_percpu]` expands, which does not know the size of its
+//!   type, and every static placed after a large one is out of reach as well. No effect on the other
+//!   architectures, whose sequences reach 2 GiB or more.
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

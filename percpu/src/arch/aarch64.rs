@@ -1,7 +1,8 @@
 //! aarch64: the per-CPU register is `TPIDR_EL1` (`TPIDR_EL2` with the `arm-el2` feature).
 //!
 //! A static's VMA is a `movz` immediate (checked by the linker: the `.percpu` section must stay below
-//! 64 KiB) or, with `non-zero-vma`, `adrp` + `add`. Loads and stores use the register-offset form
+//! 64 KiB), with `large-template` a `movz` and a `movk` (below 4 GiB), or, with `non-zero-vma`,
+//! `adrp` + `add`. Loads and stores use the register-offset form
 //! `[base, vma]`. Read-modify-write uses the LSE atomics (`stadd`, `ldadd`, `swp`, `cas`, `stclr`,
 //! `stset`, `steor`) with the `lse` target feature, else an exclusive-load/store loop that re-reads
 //! the base register on every attempt; an exception return clears the exclusive monitor (ARMv8), so
@@ -33,13 +34,25 @@ macro_rules! __percpu_a64_tpidr {
     };
 }
 
-/// Loads the VMA of static `{a}` into `{o}`.
+/// Loads the VMA of static `{a}` into `{o}`: one `movz`, whose 16-bit immediate the linker checks
+/// (the template must stay below 64 KiB).
 #[doc(hidden)]
 #[macro_export]
-#[cfg(not(feature = "non-zero-vma"))]
+#[cfg(not(any(feature = "non-zero-vma", feature = "large-template")))]
 macro_rules! __percpu_a64_vma {
     () => {
         "movz {o}, #:abs_g0:{a}"
+    };
+}
+
+/// Loads the VMA of static `{a}` into `{o}` with `large-template`: bits 16 to 31 with `movz` (checked by
+/// the linker: a template below 4 GiB), bits 0 to 15 with `movk`.
+#[doc(hidden)]
+#[macro_export]
+#[cfg(all(feature = "large-template", not(feature = "non-zero-vma")))]
+macro_rules! __percpu_a64_vma {
+    () => {
+        "movz {o}, #:abs_g1:{a}\nmovk {o}, #:abs_g0_nc:{a}"
     };
 }
 

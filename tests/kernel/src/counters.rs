@@ -136,6 +136,8 @@ pub fn with_timer(cpu: usize, mut work: impl FnMut(u64)) -> Timed {
 /// timer running, then checks them.
 pub fn hammer(cpu: usize) {
     check_register_write(cpu);
+    #[cfg(feature = "large-template")]
+    check_large_template(cpu);
     ops::setup(cpu);
     let mut main = ops::Main::new(cpu);
     let timed = with_timer(cpu, |rounds| {
@@ -194,6 +196,52 @@ fn check_register_write(cpu: usize) {
         after,
         before,
     );
+}
+
+/// Words of [`LARGE`]: 96 KiB.
+#[cfg(feature = "large-template")]
+const LARGE_WORDS: usize = 12 * 1024;
+
+/// With `large-template`: a static that makes the template larger than the
+/// 64 KiB one aarch64 `movz` reaches (a link error without the feature).
+#[cfg(feature = "large-template")]
+#[percpu::def_percpu]
+static LARGE: [u64; LARGE_WORDS] = [0; LARGE_WORDS];
+
+/// Checks that the template is over 64 KiB and that [`LARGE`]'s first and
+/// last words, and [`HITS`] (before or after it), are where the areas say.
+#[cfg(feature = "large-template")]
+fn check_large_template(cpu: usize) {
+    expect(
+        cpu,
+        percpu::percpu_area_size() > 64 * 1024,
+        format_args!(
+            "a template of {} bytes, expected over 64 KiB",
+            percpu::percpu_area_size()
+        ),
+    );
+    let area = percpu::percpu_area_base(cpu);
+    LARGE.with_current(|words| {
+        words[0] = cpu as u64;
+        words[LARGE_WORDS - 1] = !(cpu as u64);
+    });
+    // SAFETY: this CPU's own copy, no reference to it is live.
+    let (large, hits, last) = unsafe {
+        let large = LARGE.current_ptr();
+        (
+            large as usize,
+            HITS.current_ptr() as usize,
+            (*large)[LARGE_WORDS - 1],
+        )
+    };
+    expect_eq(
+        cpu,
+        format_args!("LARGE's copy"),
+        large,
+        area + LARGE.offset(),
+    );
+    expect_eq(cpu, format_args!("HITS's copy"), hits, area + HITS.offset());
+    expect_eq(cpu, format_args!("LARGE's last word"), last, !(cpu as u64));
 }
 
 /// From CPU `cpu`, once every CPU finished [`hammer`]: checks all CPUs'

@@ -4,10 +4,23 @@ use std::sync::{Mutex, MutexGuard};
 
 use percpu::def_percpu;
 
+#[path = "ops_common/mod.rs"]
+mod ops_common;
+
+operations_tests!(crate::the_cpu(), crate::alloc_ready());
+
 /// There is one CPU: the tests, which run on several threads, take turns being it.
 fn the_cpu() -> MutexGuard<'static, ()> {
     static CPU: Mutex<()> = Mutex::new(());
     CPU.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Sets up `percpu_alloc` once for the tests that allocate.
+fn alloc_ready() {
+    static READY: std::sync::Once = std::sync::Once::new();
+    READY.call_once(|| {
+        percpu_alloc::init(&percpu_alloc::GlobalAllocSource).expect("init without areas")
+    });
 }
 
 #[def_percpu]
@@ -58,9 +71,9 @@ fn only_cpu_zero_exists() {
 
 #[test]
 fn run_time_allocation_works_on_one_cpu() {
-    use percpu_alloc::{alloc_percpu, GlobalAllocSource, PerCpu, PerCpuCounter};
+    use percpu_alloc::{alloc_percpu, PerCpu, PerCpuCounter};
     let _cpu = the_cpu();
-    percpu_alloc::init(&GlobalAllocSource).expect("init without areas");
+    alloc_ready();
     let value = alloc_percpu::<u32>().unwrap();
     value.write_current(40);
     value.add_current(3);

@@ -47,6 +47,7 @@
 
 use core::marker::PhantomData;
 
+use crate::arch::IrqsOff;
 use crate::guard::NoPreempt;
 use crate::registration::{count_guard, validate_this_cpu};
 use crate::{raw, PerCpuPrimitive};
@@ -95,10 +96,14 @@ impl Drop for PreemptGuard {
 
 /// Keeps the current task on this CPU and keeps interrupt handlers away while alive: local interrupts
 /// and preemption are disabled (and restored as they were when it is dropped). `!Send` and `!Sync`;
-/// nestable.
+/// nestable. In a hosted x86_64 Linux program, where signal handlers play the part of interrupt
+/// handlers, it blocks the thread's signals; with `sp-naive` on a host it masks nothing (a program
+/// whose signal handlers touch per-CPU data must block signals itself, as installing a handler that is
+/// not async-signal-safe is the installer's obligation).
 pub struct IrqGuard {
     cpu: usize,
-    _irq: kernel_guard::IrqSave,
+    // Dropped before `_preempt`: interrupts are restored, then preemption.
+    _irqs: IrqsOff,
     _preempt: NoPreempt,
     /// Neither the guard nor a reference to it may leave this CPU.
     _pinned: PhantomData<*mut ()>,
@@ -114,12 +119,12 @@ impl IrqGuard {
     #[inline]
     pub fn new() -> Self {
         let preempt = NoPreempt::new();
-        let irq = kernel_guard::IrqSave::new();
+        let irqs = IrqsOff::new();
         let cpu = validate_this_cpu();
         count_guard(1);
         Self {
             cpu,
-            _irq: irq,
+            _irqs: irqs,
             _preempt: preempt,
             _pinned: PhantomData,
         }

@@ -30,21 +30,65 @@
 //!
 //! # Read-modify-write without a guard
 //!
-//! `add_current` / `sub_current` (on integer variables) cannot lose an update to an interrupt or to
-//! preemption, and need no guard:
+//! Integer variables (statics, `percpu_alloc::PerCpu<T>` handles and [`raw`]) have read-modify-write
+//! operations that need no guard: an interrupt handler (or, in hosted mode, a signal handler) and
+//! preemption cannot split them:
 //!
-//! - **x86_64**: one instruction, `add gs:[VAR], reg`: an interrupt comes before or after it.
-//! - **riscv64, loongarch64**: an atomic memory operation (`amoadd`, `amadd`) on the address computed
-//!   from the register. If the task migrates between computing the address and the atomic operation,
-//!   the update lands in the previous CPU's copy: it is credited to another CPU, and not lost as long
-//!   as that copy is only changed by `add_current`/`sub_current` (a `with_current` or `write_current`
-//!   on it there is a plain store that could overwrite it). 8- and 16-bit integers, which have no
-//!   atomic instruction there, disable local interrupts around a plain read-modify-write instead.
-//! - **aarch64**: with the `lse` target feature, `stadd` on the computed address (as above); otherwise
-//!   an exclusive-load/store loop that re-reads `TPIDR_ELx` on every attempt. An exception return
-//!   clears the exclusive monitor, so an interrupted attempt fails its store-exclusive and retries on
-//!   whichever CPU it then runs on.
-//! - **arm**, **sp-naive**: local interrupts disabled around a plain read-modify-write.
+//! | operation | what it does to this CPU's copy | returns |
+//! |---|---|---|
+//! | `add_current(v)`, `sub_current(v)` | `+= v`, `-= v`, wrapping | — |
+//! | `fetch_add_current(v)` | `+= v`, wrapping | the previous value |
+//! | `and_current(v)`, `or_current(v)`, `xor_current(v)` | `&= v`, `\|= v`, `^= v` | — |
+//! | `xchg_current(v)` (also `bool`) | `= v` | the previous value |
+//! | `cmpxchg_current(c, n)` (also `bool`) | `= n` if it equals `c` | `Ok(previous)` if it did (`previous == c`), `Err(actual)` if not, as `compare_exchange` of the standard atomics |
+//!
+//! Each architecture's sequences (`b`/`h`: the 8- and 16-bit forms):
+//!
+//! | architecture | `add`, `sub`, `and`, `or`, `xor` | `fetch_add` | `xchg` | `cmpxchg` | 8/16-bit integers |
+//! |---|---|---|---|---|---|
+//! | x86_64 | `add`/`sub`/`and`/`or`/`xor gs:[VAR], reg` | `xadd gs:[VAR], reg` | `xchg gs:[VAR], reg` (always locked) | `cmpxchg gs:[VAR], reg` | the same at their width |
+//! | aarch64 with `lse` | `stadd`, `stclr` (and: of the complement), `stset`, `steor` | `ldadd` | `swp` | `cas` | `b`/`h` forms |
+//! | aarch64 | `ldxr`/`stxr` loop, `TPIDR_ELx` read on every attempt | same | same | same, leaving without a store when different | `ldxrb`/`ldxrh` |
+//! | riscv64 | `amoadd`, `amoand`, `amoor`, `amoxor` `.w`/`.d` | `amoadd` | `amoswap` | interrupts off around `lr`/`sc` | interrupts off |
+//! | loongarch64 | `amadd`, `amand`, `amor`, `amxor` `.w`/`.d` | `amadd` | `amswap` | `ll`/`sc` loop, address recomputed on every attempt | interrupts off |
+//! | arm | interrupts off (`ldrexd`/`strexd` for 64 bits) | same | same | same | same |
+//! | `sp-naive` | `core::sync::atomic` (interrupts off where the target lacks the width) | same | same | same | same |
+//!
+//! They are atomic against this CPU's interrupts and against each other, and promise no ordering
+//! against other memory accesses (like `Relaxed` atomics). None has a `lock` prefix or a barrier,
+//! except x86_64's swap: `xchg` with a memory operand is always locked, and measured no slower than
+//! the unlocked alternative, a load and a `cmpxchg` loop (`benches/access.rs`, `xchg_sequences_u64`).
+//!
+//! Why each holds, and **which CPU's copy the operation lands on if the task migrates** in the middle
+//! (the returned value is always the previous value of the copy it landed on):
+//!
+//! - **One instruction** (x86_64): it runs on one CPU, on that CPU's copy; an interrupt comes before
+//!   or after it.
+//! - **Interrupts off** (riscv64's compare-and-swap and 8/16-bit integers, loongarch64's 8/16-bit
+//!   integers, arm): interrupts are disabled before the register is read and restored after the
+//!   store, so the task cannot migrate: it lands on the copy of the CPU it ran on when it called.
+//!   riscv64's compare-and-swap needs this because a store of this hart (an interrupt handler's) does
+//!   not break an `lr` reservation; arm's because ARMv7 does not promise that an exception return
+//!   clears the exclusive monitor.
+//! - **An atomic instruction on the address computed from the register** (riscv64 and loongarch64
+//!   AMOs, aarch64 LSE atomics): if the task migrates after reading the register and before the
+//!   atomic instruction, the operation lands on the **previous CPU's copy** (atomically, from the
+//!   CPU it now runs on), and returns that copy's previous value.
+//! - **An exclusive loop that reads the register on every attempt** (aarch64 without `lse`,
+//!   loongarch64's compare-and-swap): an exception return clears the exclusive monitor (ARMv8) or the
+//!   LL bit (LoongArch, unless the kernel set `LLBCTL.KLO` for that return), so an attempt interrupted
+//!   between its load-exclusive and its store-exclusive fails and starts over, reading the register
+//!   again. A migration between reading the register and the load-exclusive is not caught: the
+//!   operation then lands on the **previous CPU's copy**, as for an atomic instruction.
+//! - **`sp-naive`**: one CPU: atomic operations of `core::sync::atomic` are atomic against interrupts,
+//!   against signal handlers and against the threads that take turns being the CPU.
+//!
+//! So an operation always lands on the copy of a CPU the task ran on during the call, and loses no
+//! update of the other guard-less operations (of any CPU) on that copy. On riscv64, loongarch64 and
+//! aarch64 a preempted task may act on the copy of a CPU it no longer runs on: that CPU must not hold
+//! its copy as `&mut` (`with_current`) meanwhile, and a plain `write_current` there may come before or
+//! after the operation. A kernel without preemption, or code that runs with preemption disabled,
+//! never migrates in the middle of a call.
 //!
 //! # Safety tiers
 //!
@@ -118,6 +162,13 @@
 //!   kernel's [`kernel_guard::KernelGuardIf`] implementation.
 //! - `arm-el2`: aarch64 hypervisors at EL2: `TPIDR_EL2` instead of `TPIDR_EL1`.
 //! - `non-zero-vma`: the kernel links the `.percpu` section at a non-zero address.
+//! - `large-template`: aarch64 kernels whose template (the `.percpu` section) is larger than 64 KiB,
+//!   the reach of the one `movz` that loads a static's VMA (the linker refuses a larger template with
+//!   `relocation R_AARCH64_MOVW_UABS_G0 out of range`): a `movz` and a `movk` instead (up to 4 GiB),
+//!   one instruction more per access to a static. The choice is per kernel, not per static: the
+//!   section of a static is fixed where `#[def_percpu]` expands, which does not know the size of its
+//!   type, and every static placed after a large one is out of reach as well. No effect on the other
+//!   architectures, whose sequences reach 2 GiB or more.
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -149,10 +200,13 @@ pub use template::{offset_of_vma, vma_of_offset};
 /// Items used by the code that `#[def_percpu]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __priv {
+    pub use crate::arch::{
+        read_relaxed, rmw_atomic, rmw_irqsave, with_irqs_off, write_relaxed, Rmw,
+    };
     pub use crate::checked::{get, remote, remote_read};
     pub use crate::guard::{check_not_lent, with_current, AccessGuard};
     pub use crate::primitive::{bits_as, from_loaded, from_loaded_sext32};
-    pub use crate::raw::remote_ptr;
+    pub use crate::raw::{cmpxchg_result, remote_ptr};
     #[allow(deprecated)]
     pub use crate::storage::{
         check_percpu_type, static_mut_has_no_effect, NotSendFallback, SendCheck,
@@ -164,7 +218,6 @@ pub mod __priv {
         not(feature = "sp-naive")
     ))]
     pub use crate::template::RegistryEntry;
-    pub use kernel_guard::{BaseGuard, IrqSave};
 }
 
 #[cfg(doc)]

@@ -1,12 +1,18 @@
-//! The value types that per-CPU accessors move in one load or store.
+//! The value types that per-CPU accessors move in one load or store, and the read-modify-write
+//! operations on them.
+
+/// The seal of [`PerCpuPrimitive`] and [`PerCpuInteger`]: only this crate implements them.
+mod sealed {
+    /// Implemented by this crate exactly for the integer primitives of at most 64 bits and `bool`.
+    pub trait Sealed {}
+}
 
 /// A value that a per-CPU accessor can load or store with one instruction: the integer primitives of
 /// at most 64 bits and `bool`.
 ///
-/// # Safety
-///
-/// `Self` is 1, 2, 4 or 8 bytes, has no padding, and `from_bits(x.to_bits())` is `x`.
-pub unsafe trait PerCpuPrimitive: Copy + Send + Sync + 'static {
+/// The trait is sealed: this crate implements it for exactly those types, and its accessors rely on
+/// what they are: each is 1, 2, 4 or 8 bytes, has no padding, and `from_bits(x.to_bits())` is `x`.
+pub trait PerCpuPrimitive: sealed::Sealed + Copy + Eq + Send + Sync + 'static {
     /// The value's bytes, zero-extended (the accessors use the low `size_of::<Self>()` bytes).
     fn to_bits(self) -> u64;
 
@@ -18,7 +24,11 @@ pub unsafe trait PerCpuPrimitive: Copy + Send + Sync + 'static {
     unsafe fn from_bits(bits: u64) -> Self;
 }
 
-/// An integer [`PerCpuPrimitive`]: supports the guard-less `add_current` / `sub_current`.
+/// An integer [`PerCpuPrimitive`] (`u8`..`u64`, `usize`, `i8`..`i64`, `isize`): supports the guard-less
+/// read-modify-write operations (`add_current`, `fetch_add_current`, `and_current`, ...).
+///
+/// Sealed, as [`PerCpuPrimitive`]; the accessors also rely on every bit pattern of the type's size
+/// being a valid value, so that the hardware's integer operations on its bytes give a valid result.
 pub trait PerCpuInteger: PerCpuPrimitive {
     /// `-self`, wrapping: subtraction is addition of the negation.
     fn wrapping_neg(self) -> Self;
@@ -28,8 +38,8 @@ pub trait PerCpuInteger: PerCpuPrimitive {
 
 macro_rules! impl_integer {
     ($($ty:ty => $unsigned:ty),* $(,)?) => {$(
-        // SAFETY: integers of at most 64 bits have no padding and every bit pattern is valid.
-        unsafe impl PerCpuPrimitive for $ty {
+        impl sealed::Sealed for $ty {}
+        impl PerCpuPrimitive for $ty {
             #[inline(always)]
             fn to_bits(self) -> u64 {
                 self as $unsigned as u64
@@ -57,17 +67,20 @@ impl_integer!(
     i8 => u8, i16 => u16, i32 => u32, i64 => u64, isize => usize,
 );
 
-// SAFETY: `bool` is one byte without padding; `from_bits` is only given bytes read from a `bool`.
-unsafe impl PerCpuPrimitive for bool {
+impl sealed::Sealed for bool {}
+impl PerCpuPrimitive for bool {
     #[inline(always)]
     fn to_bits(self) -> u64 {
         self as u64
     }
     #[inline(always)]
     unsafe fn from_bits(bits: u64) -> Self {
-        // SAFETY: the caller guarantees the low byte is 0 or 1, a valid `bool`. (`!= 0` would cost a
-        // normalizing instruction after every load.)
-        #[allow(clippy::transmute_int_to_bool)]
+        // SAFETY: the caller guarantees the low byte is 0 or 1, a valid `bool`. A transmute rather than
+        // the comparison that the `unnecessary_transmutes` lint of some nightlies suggests (nightly
+        // 2025-05-20; later ones no longer flag it): the comparison costs a normalizing `test` and
+        // `setne` after every load on x86_64 (`read_current` of a `bool`: 3 instructions instead of 1,
+        // `cargo xtask codegen`), where the transmute tells the compiler the byte is 0 or 1.
+        #[allow(clippy::transmute_int_to_bool, unnecessary_transmutes)]
         unsafe {
             core::mem::transmute::<u8, bool>(bits as u8)
         }

@@ -76,12 +76,13 @@ pub unsafe fn write_current<T: PerCpuPrimitive>(vma: usize, value: T) {
 }
 
 /// Adds `value` (wrapping) to this CPU's copy of the `T` at `vma`, safe against interrupts and
-/// preemption without a guard: the caller may migrate at any time (see the crate documentation).
+/// preemption without a guard: the caller may migrate at any time (see the crate documentation for
+/// which CPU's copy the operation then lands on).
 ///
 /// # Safety
 ///
 /// `vma` as in the [module documentation](self), and this CPU's register initialized; no reference to
-/// this CPU's copy may be live.
+/// this CPU's copy may be live. (The same holds for every guard-less operation below.)
 #[inline]
 pub unsafe fn add_current<T: PerCpuInteger>(vma: usize, value: T) {
     // SAFETY: forwarded to the caller.
@@ -97,4 +98,89 @@ pub unsafe fn add_current<T: PerCpuInteger>(vma: usize, value: T) {
 pub unsafe fn sub_current<T: PerCpuInteger>(vma: usize, value: T) {
     // SAFETY: forwarded to the caller.
     unsafe { crate::__percpu_access!(sub, T, vma vma, value) }
+}
+
+/// Adds `value` (wrapping) to this CPU's copy of the `T` at `vma` and returns the value it replaced,
+/// guard-less as [`add_current`].
+///
+/// # Safety
+///
+/// As [`add_current`].
+#[inline]
+pub unsafe fn fetch_add_current<T: PerCpuInteger>(vma: usize, value: T) -> T {
+    // SAFETY: forwarded to the caller.
+    unsafe { crate::__percpu_access!(fetch_add, T, vma vma, value) }
+}
+
+/// Replaces this CPU's copy of the `T` at `vma` by `value` and returns the value it replaced,
+/// guard-less as [`add_current`].
+///
+/// # Safety
+///
+/// As [`add_current`].
+#[inline]
+pub unsafe fn xchg_current<T: PerCpuPrimitive>(vma: usize, value: T) -> T {
+    // SAFETY: forwarded to the caller.
+    unsafe { crate::__percpu_access!(xchg, T, vma vma, value) }
+}
+
+/// Replaces this CPU's copy of the `T` at `vma` by `new` if it holds `current`, guard-less as
+/// [`add_current`]: `Ok(previous)` if it did (then `previous == current`), `Err(actual)` with the value
+/// it holds if not, as `compare_exchange` of the standard atomics.
+///
+/// # Safety
+///
+/// As [`add_current`].
+#[inline]
+pub unsafe fn cmpxchg_current<T: PerCpuPrimitive>(vma: usize, current: T, new: T) -> Result<T, T> {
+    // SAFETY: forwarded to the caller.
+    let previous = unsafe { crate::__percpu_access!(cmpxchg, T, vma vma, current, new) };
+    cmpxchg_result(previous, current)
+}
+
+/// The result of a compare-and-swap that found `previous` where it expected `current`.
+#[doc(hidden)]
+#[inline(always)]
+pub fn cmpxchg_result<T: PerCpuPrimitive>(previous: T, current: T) -> Result<T, T> {
+    if previous == current {
+        Ok(previous)
+    } else {
+        Err(previous)
+    }
+}
+
+/// Replaces this CPU's copy of the `T` at `vma` by its bitwise and with `value`, guard-less as
+/// [`add_current`].
+///
+/// # Safety
+///
+/// As [`add_current`].
+#[inline]
+pub unsafe fn and_current<T: PerCpuInteger>(vma: usize, value: T) {
+    // SAFETY: forwarded to the caller.
+    unsafe { crate::__percpu_access!(and, T, vma vma, value) }
+}
+
+/// Replaces this CPU's copy of the `T` at `vma` by its bitwise or with `value`, guard-less as
+/// [`add_current`].
+///
+/// # Safety
+///
+/// As [`add_current`].
+#[inline]
+pub unsafe fn or_current<T: PerCpuInteger>(vma: usize, value: T) {
+    // SAFETY: forwarded to the caller.
+    unsafe { crate::__percpu_access!(or, T, vma vma, value) }
+}
+
+/// Replaces this CPU's copy of the `T` at `vma` by its bitwise exclusive or with `value`, guard-less
+/// as [`add_current`].
+///
+/// # Safety
+///
+/// As [`add_current`].
+#[inline]
+pub unsafe fn xor_current<T: PerCpuInteger>(vma: usize, value: T) {
+    // SAFETY: forwarded to the caller.
+    unsafe { crate::__percpu_access!(xor, T, vma vma, value) }
 }

@@ -51,8 +51,11 @@ impl PerCpuCounter {
             cpu_id < count,
             "percpu_alloc: CPU id {cpu_id} is out of range: {count} CPUs"
         );
-        // SAFETY: in range; the part is an aligned i64 that its CPU updates with single-copy-atomic
-        // read-modify-writes, read here with an atomic load (no reference to it is ever handed out).
+        // SAFETY: in range; the part is an aligned i64 that is only ever updated by `add_current`, whose
+        // every architecture's sequence stores it single-copy atomically (one instruction, an atomic
+        // instruction or exclusive store, or, on 32-bit arm, `strexd` with interrupts off), and read
+        // here with an atomic load: reader and writer agree, nothing tears (no reference to a part is
+        // ever handed out).
         unsafe { AtomicI64::from_ptr(self.parts.remote_ptr(cpu_id)).load(Ordering::Relaxed) }
     }
 

@@ -170,6 +170,25 @@ impl<T: PerCpuPrimitive> PerCpu<T> {
         // out is detected in debug builds and excluded by the documented contract in release builds).
         unsafe { raw::write_current(self.vma, value) }
     }
+
+    /// Replaces this CPU's copy by `value` and returns the value it replaced, without any guard; see
+    /// `percpu`'s per-architecture guarantee.
+    #[inline]
+    pub fn xchg_current(&self, value: T) -> T {
+        check_not_lent(self.vma);
+        // SAFETY: the VMA designates a `T`; the operation is interrupt- and migration-safe; no
+        // reference to the copy is live (as in `write_current`).
+        unsafe { raw::xchg_current(self.vma, value) }
+    }
+
+    /// Replaces this CPU's copy by `new` if it holds `current`, as
+    /// [`xchg_current`](Self::xchg_current): `Ok(previous)` if it did, `Err(actual)` if not.
+    #[inline]
+    pub fn cmpxchg_current(&self, current: T, new: T) -> Result<T, T> {
+        check_not_lent(self.vma);
+        // SAFETY: as in `xchg_current`.
+        unsafe { raw::cmpxchg_current(self.vma, current, new) }
+    }
 }
 
 impl<T: PerCpuInteger> PerCpu<T> {
@@ -189,6 +208,40 @@ impl<T: PerCpuInteger> PerCpu<T> {
         check_not_lent(self.vma);
         // SAFETY: as in `add_current`.
         unsafe { raw::sub_current(self.vma, value) }
+    }
+
+    /// Adds `value` (wrapping) to this CPU's copy and returns the value it replaced, as
+    /// [`add_current`](Self::add_current).
+    #[inline]
+    pub fn fetch_add_current(&self, value: T) -> T {
+        check_not_lent(self.vma);
+        // SAFETY: as in `add_current`.
+        unsafe { raw::fetch_add_current(self.vma, value) }
+    }
+
+    /// Replaces this CPU's copy by its bitwise and with `value`, as [`add_current`](Self::add_current).
+    #[inline]
+    pub fn and_current(&self, value: T) {
+        check_not_lent(self.vma);
+        // SAFETY: as in `add_current`.
+        unsafe { raw::and_current(self.vma, value) }
+    }
+
+    /// Replaces this CPU's copy by its bitwise or with `value`, as [`add_current`](Self::add_current).
+    #[inline]
+    pub fn or_current(&self, value: T) {
+        check_not_lent(self.vma);
+        // SAFETY: as in `add_current`.
+        unsafe { raw::or_current(self.vma, value) }
+    }
+
+    /// Replaces this CPU's copy by its bitwise exclusive or with `value`, as
+    /// [`add_current`](Self::add_current).
+    #[inline]
+    pub fn xor_current(&self, value: T) {
+        check_not_lent(self.vma);
+        // SAFETY: as in `add_current`.
+        unsafe { raw::xor_current(self.vma, value) }
     }
 }
 

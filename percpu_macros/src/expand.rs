@@ -247,9 +247,19 @@ fn checked_methods(var: &PerCpuStatic, rt: &TokenStream) -> TokenStream {
     }
 }
 
-/// `read/write_current(_raw)` for primitives, and `add/sub_current` for integers.
+/// `read/write_current(_raw)`, `xchg_current` and `cmpxchg_current` for primitives, and the other
+/// guard-less read-modify-write operations for integers.
 fn value_methods(var: &PerCpuStatic, rt: &TokenStream, storage: &syn::Ident) -> TokenStream {
     let ty = &var.ty;
+    let xchg = guard_less(
+        rt,
+        storage,
+        ty,
+        "xchg_current",
+        "xchg",
+        "Replaces this CPU's copy by `val` and returns the value it replaced.",
+        true,
+    );
     let read_write = quote! {
         /// Reads this CPU's copy (one instruction on x86_64).
         ///
@@ -279,7 +289,8 @@ fn value_methods(var: &PerCpuStatic, rt: &TokenStream, storage: &syn::Ident) -> 
         /// # Panics
         ///
         /// In debug builds, when called inside a `with_current` on this variable (which lends the
-        /// copy out as `&mut`); the same holds for `write_current`, `add_current` and `sub_current`.
+        /// copy out as `&mut`); the same holds for `write_current` and the read-modify-write
+        /// operations (`add_current`, `xchg_current`, ...).
         #[inline]
         pub fn read_current(&self) -> #ty {
             #rt::__priv::check_not_lent(self.symbol_vma());
@@ -297,31 +308,99 @@ fn value_methods(var: &PerCpuStatic, rt: &TokenStream, storage: &syn::Ident) -> 
             unsafe { self.write_current_raw(val) }
         }
     };
-    let rmw = quote! {
-        /// Adds `val` (wrapping) to this CPU's copy, safe against interrupts and preemption without
-        /// any guard. See the crate documentation for each architecture's guarantee.
-        #[inline]
-        pub fn add_current(&self, val: #ty) {
-            #rt::__priv::check_not_lent(self.symbol_vma());
-            // SAFETY: the sequence is one instruction (x86_64), or an atomic operation on the address
-            // computed from the register, or a retried exclusive sequence re-reading it (see the crate
-            // documentation); no reference to the copy is live (checked in debug builds).
-            unsafe { #rt::__percpu_access!(add, #ty, sym #storage, val) }
-        }
+    let swap = quote! {
+        #xchg
 
-        /// Subtracts `val` (wrapping) from this CPU's copy, with the guarantees of
-        /// [`add_current`](Self::add_current).
+        /// Replaces this CPU's copy by `new` if it holds `current`, with the guarantees of
+        /// [`xchg_current`](Self::xchg_current): `Ok(previous)` if it did, `Err(actual)` with the
+        /// value the copy holds if not (as `compare_exchange` of the standard atomics).
         #[inline]
-        pub fn sub_current(&self, val: #ty) {
+        pub fn cmpxchg_current(&self, current: #ty, new: #ty) -> ::core::result::Result<#ty, #ty> {
             #rt::__priv::check_not_lent(self.symbol_vma());
-            // SAFETY: as in `add_current`.
-            unsafe { #rt::__percpu_access!(sub, #ty, sym #storage, val) }
+            // SAFETY: as in `xchg_current`.
+            let previous = unsafe { #rt::__percpu_access!(cmpxchg, #ty, sym #storage, current, new) };
+            #rt::__priv::cmpxchg_result(previous, current)
         }
     };
     match var.kind {
-        Kind::Integer => quote!(#read_write #rmw),
-        Kind::Bool => read_write,
+        Kind::Integer => {
+            let rmw = INTEGER_RMW.iter().map(|&(name, op, doc, returns)| {
+                guard_less(rt, storage, ty, name, op, doc, returns)
+            });
+            quote!(#read_write #swap #(#rmw)*)
+        }
+        Kind::Bool => quote!(#read_write #swap),
         Kind::Other => TokenStream::new(),
+    }
+}
+
+/// The guard-less read-modify-write methods of integer statics besides the swaps: method, operation of
+/// `__percpu_access!`, documentation, whether it returns the previous value.
+const INTEGER_RMW: [(&str, &str, &str, bool); 6] = [
+    (
+        "add_current",
+        "add",
+        "Adds `val` (wrapping) to this CPU's copy.",
+        false,
+    ),
+    (
+        "sub_current",
+        "sub",
+        "Subtracts `val` (wrapping) from this CPU's copy.",
+        false,
+    ),
+    (
+        "fetch_add_current",
+        "fetch_add",
+        "Adds `val` (wrapping) to this CPU's copy and returns the value it replaced.",
+        true,
+    ),
+    (
+        "and_current",
+        "and",
+        "Replaces this CPU's copy by its bitwise and with `val`.",
+        false,
+    ),
+    (
+        "or_current",
+        "or",
+        "Replaces this CPU's copy by its bitwise or with `val`.",
+        false,
+    ),
+    (
+        "xor_current",
+        "xor",
+        "Replaces this CPU's copy by its bitwise exclusive or with `val`.",
+        false,
+    ),
+];
+
+/// One guard-less read-modify-write method `name`: `__percpu_access!(op, ..)`, returning the previous
+/// value if `returns`.
+fn guard_less(
+    rt: &TokenStream,
+    storage: &syn::Ident,
+    ty: &syn::Type,
+    name: &str,
+    op: &str,
+    doc: &str,
+    returns: bool,
+) -> TokenStream {
+    let (name, op) = (format_ident!("{name}"), format_ident!("{op}"));
+    let output = if returns { quote!(-> #ty) } else { quote!() };
+    quote! {
+        #[doc = #doc]
+        ///
+        /// Safe against interrupts and preemption without any guard; see the crate documentation for
+        /// each architecture's sequence and for the CPU whose copy it acts on when the task migrates.
+        #[inline]
+        pub fn #name(&self, val: #ty) #output {
+            #rt::__priv::check_not_lent(self.symbol_vma());
+            // SAFETY: a guard-less sequence (one instruction, an atomic operation or retried
+            // exclusive sequence reading the register, or interrupts off around it: see the crate
+            // documentation); no reference to the copy is live (checked in debug builds).
+            unsafe { #rt::__percpu_access!(#op, #ty, sym #storage, val) }
+        }
     }
 }
 

@@ -10,7 +10,8 @@
 //!
 //! Checks, each failing the command:
 //! - no count of ours exceeds the committed one in `codegen/expected.toml` (`--bless` rewrites it);
-//! - on x86_64, static `read_current`, `write_current` and `add_current` are exactly one instruction;
+//! - on x86_64, static `read_current`, `write_current`, `add_current` and `and/or/xor_current` are
+//!   exactly one instruction;
 //! - ours is never more instructions than the peer, except the waivers listed in `expected.toml`;
 //! - the `percpu::raw` accessors (VMA in a register) are at most one instruction more than the static
 //!   ones, and those loading the VMA from a handle at most one more than that;
@@ -104,8 +105,19 @@ const fn ours_only(symbol: &'static str, label: &'static str, base: &'static str
     }
 }
 
+/// A probe of ours only, with no base to compare with.
+const fn ours(symbol: &'static str, label: &'static str, one_on_x86: bool) -> Probe {
+    Probe {
+        symbol,
+        label,
+        peer: PeerForm::Missing,
+        one_on_x86,
+        at_most_one_more_than: None,
+    }
+}
+
 /// Every probe, in table order.
-const PROBES: [Probe; 22] = [
+const PROBES: [Probe; 53] = [
     shared("read_current_u8", "`read_current` u8", true),
     shared("read_current_u32", "`read_current` u32", true),
     shared("read_current_u64", "`read_current` u64", true),
@@ -177,6 +189,85 @@ const PROBES: [Probe; 22] = [
         "percpu_counter_add",
         "`percpu_alloc::PerCpuCounter::add`, counter by `&`",
         "add_current_u64",
+    ),
+    ours("fetch_add_current_u8", "`fetch_add_current` u8", false),
+    ours("xchg_current_u8", "`xchg_current` u8", false),
+    ours("cmpxchg_current_u8", "`cmpxchg_current` u8", false),
+    ours("and_current_u8", "`and_current` u8", true),
+    ours("or_current_u8", "`or_current` u8", true),
+    ours("xor_current_u8", "`xor_current` u8", true),
+    ours("fetch_add_current_u32", "`fetch_add_current` u32", false),
+    ours("xchg_current_u32", "`xchg_current` u32", false),
+    ours("cmpxchg_current_u32", "`cmpxchg_current` u32", false),
+    ours("and_current_u32", "`and_current` u32", true),
+    ours("or_current_u32", "`or_current` u32", true),
+    ours("xor_current_u32", "`xor_current` u32", true),
+    ours("fetch_add_current_u64", "`fetch_add_current` u64", false),
+    ours("xchg_current_u64", "`xchg_current` u64", false),
+    ours("cmpxchg_current_u64", "`cmpxchg_current` u64", false),
+    ours("and_current_u64", "`and_current` u64", true),
+    ours("or_current_u64", "`or_current` u64", true),
+    ours("xor_current_u64", "`xor_current` u64", true),
+    ours("cmpxchg_current_bool", "`cmpxchg_current` bool", false),
+    ours_only(
+        "raw_fetch_add_current_u64",
+        "`raw::fetch_add_current` u64, VMA in a register",
+        "fetch_add_current_u64",
+    ),
+    ours_only(
+        "raw_xchg_current_u64",
+        "`raw::xchg_current` u64, VMA in a register",
+        "xchg_current_u64",
+    ),
+    ours_only(
+        "raw_cmpxchg_current_u64",
+        "`raw::cmpxchg_current` u64, VMA in a register",
+        "cmpxchg_current_u64",
+    ),
+    ours_only(
+        "raw_and_current_u64",
+        "`raw::and_current` u64, VMA in a register",
+        "and_current_u64",
+    ),
+    ours_only(
+        "raw_or_current_u64",
+        "`raw::or_current` u64, VMA in a register",
+        "or_current_u64",
+    ),
+    ours_only(
+        "raw_xor_current_u64",
+        "`raw::xor_current` u64, VMA in a register",
+        "xor_current_u64",
+    ),
+    ours_only(
+        "percpu_alloc_fetch_add_u64",
+        "`percpu_alloc::PerCpu<u64>::fetch_add_current`, handle by `&`",
+        "fetch_add_current_u64",
+    ),
+    ours_only(
+        "percpu_alloc_xchg_u64",
+        "`percpu_alloc::PerCpu<u64>::xchg_current`, handle by `&`",
+        "xchg_current_u64",
+    ),
+    ours_only(
+        "percpu_alloc_cmpxchg_u64",
+        "`percpu_alloc::PerCpu<u64>::cmpxchg_current`, handle by `&`",
+        "cmpxchg_current_u64",
+    ),
+    ours_only(
+        "percpu_alloc_and_u64",
+        "`percpu_alloc::PerCpu<u64>::and_current`, handle by `&`",
+        "and_current_u64",
+    ),
+    ours_only(
+        "percpu_alloc_or_u64",
+        "`percpu_alloc::PerCpu<u64>::or_current`, handle by `&`",
+        "or_current_u64",
+    ),
+    ours_only(
+        "percpu_alloc_xor_u64",
+        "`percpu_alloc::PerCpu<u64>::xor_current`, handle by `&`",
+        "xor_current_u64",
     ),
 ];
 

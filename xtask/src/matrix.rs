@@ -56,6 +56,11 @@ fn configs() -> Vec<Config> {
                     el2: true,
                     ..config("default, entered at EL2", &[], 4)
                 });
+                configs.push(config(
+                    "large-template (over 64 KiB)",
+                    &["large-template"],
+                    4,
+                ));
             }
             "riscv64" => configs.push(config("non-zero-vma", &["non-zero-vma"], 4)),
             _ => {}

@@ -113,3 +113,132 @@ pub extern "C" fn percpu_alloc_add_u64(handle: &PerCpu<u64>, value: u64) {
 pub extern "C" fn percpu_counter_add(counter: &PerCpuCounter, value: i64) {
     counter.add(value)
 }
+
+/// Defines, for each `static: type`, the probes of the guard-less read-modify-write operations that the
+/// peer lacks: `fetch_add`, `xchg`, `cmpxchg` (returning the previous value), `and`, `or`, `xor`.
+macro_rules! static_rmw_probes {
+    ($($var:ident: $ty:ty => $fetch_add:ident, $xchg:ident, $cmpxchg:ident, $and:ident, $or:ident, $xor:ident;)*) => {
+        $(
+            #[doc = concat!("`", stringify!($var), ".fetch_add_current(value)`.")]
+            #[inline(never)]
+            #[unsafe(no_mangle)]
+            pub extern "C" fn $fetch_add(value: $ty) -> $ty {
+                $var.fetch_add_current(value)
+            }
+
+            #[doc = concat!("`", stringify!($var), ".xchg_current(value)`.")]
+            #[inline(never)]
+            #[unsafe(no_mangle)]
+            pub extern "C" fn $xchg(value: $ty) -> $ty {
+                $var.xchg_current(value)
+            }
+
+            #[doc = concat!("`", stringify!($var), ".cmpxchg_current(current, new)`, the previous value.")]
+            #[inline(never)]
+            #[unsafe(no_mangle)]
+            pub extern "C" fn $cmpxchg(current: $ty, new: $ty) -> $ty {
+                match $var.cmpxchg_current(current, new) {
+                    Ok(previous) | Err(previous) => previous,
+                }
+            }
+
+            #[doc = concat!("`", stringify!($var), ".and_current(value)`.")]
+            #[inline(never)]
+            #[unsafe(no_mangle)]
+            pub extern "C" fn $and(value: $ty) {
+                $var.and_current(value)
+            }
+
+            #[doc = concat!("`", stringify!($var), ".or_current(value)`.")]
+            #[inline(never)]
+            #[unsafe(no_mangle)]
+            pub extern "C" fn $or(value: $ty) {
+                $var.or_current(value)
+            }
+
+            #[doc = concat!("`", stringify!($var), ".xor_current(value)`.")]
+            #[inline(never)]
+            #[unsafe(no_mangle)]
+            pub extern "C" fn $xor(value: $ty) {
+                $var.xor_current(value)
+            }
+        )*
+    };
+}
+
+static_rmw_probes! {
+    U8: u8 => fetch_add_current_u8, xchg_current_u8, cmpxchg_current_u8, and_current_u8, or_current_u8,
+        xor_current_u8;
+    U32: u32 => fetch_add_current_u32, xchg_current_u32, cmpxchg_current_u32, and_current_u32,
+        or_current_u32, xor_current_u32;
+    U64: u64 => fetch_add_current_u64, xchg_current_u64, cmpxchg_current_u64, and_current_u64,
+        or_current_u64, xor_current_u64;
+}
+
+/// `cmpxchg_current` of a `bool` static, the previous value.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn cmpxchg_current_bool(current: bool, new: bool) -> bool {
+    match BOOL.cmpxchg_current(current, new) {
+        Ok(previous) | Err(previous) => previous,
+    }
+}
+
+/// Defines the `percpu::raw` probes (VMA in a register) and the `PerCpu<u64>` handle probes (handle by
+/// `&`) of the same operations on a `u64`; a compare-and-swap's probe returns the previous value.
+macro_rules! handle_rmw_probes {
+    ($($op:ident: $raw:ident, $handle:ident, ($($arg:ident),*) -> $ret:ty;)*) => {
+        $(
+            #[doc = concat!("`raw::", stringify!($op), "::<u64>` with the VMA in a register.")]
+            ///
+            /// # Safety
+            ///
+            /// `vma` designates a `u64` in every per-CPU area.
+            #[inline(never)]
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn $raw(vma: usize, $($arg: u64),*) -> $ret {
+                // SAFETY: forwarded to the caller.
+                Outcome::value(unsafe { percpu::raw::$op::<u64>(vma, $($arg),*) })
+            }
+
+            #[doc = concat!("`PerCpu::<u64>::", stringify!($op), "` through `&PerCpu<u64>`.")]
+            #[inline(never)]
+            #[unsafe(no_mangle)]
+            pub extern "C" fn $handle(handle: &PerCpu<u64>, $($arg: u64),*) -> $ret {
+                Outcome::value(handle.$op($($arg),*))
+            }
+        )*
+    };
+}
+
+/// What a probe returns of an operation's result: the result, or a compare-and-swap's previous value
+/// whether it swapped or not.
+trait Outcome<T> {
+    /// The value the probe returns.
+    fn value(self) -> T;
+}
+
+impl<T> Outcome<T> for T {
+    #[inline(always)]
+    fn value(self) -> T {
+        self
+    }
+}
+
+impl Outcome<u64> for Result<u64, u64> {
+    #[inline(always)]
+    fn value(self) -> u64 {
+        match self {
+            Ok(previous) | Err(previous) => previous,
+        }
+    }
+}
+
+handle_rmw_probes! {
+    fetch_add_current: raw_fetch_add_current_u64, percpu_alloc_fetch_add_u64, (value) -> u64;
+    xchg_current: raw_xchg_current_u64, percpu_alloc_xchg_u64, (value) -> u64;
+    cmpxchg_current: raw_cmpxchg_current_u64, percpu_alloc_cmpxchg_u64, (current, new) -> u64;
+    and_current: raw_and_current_u64, percpu_alloc_and_u64, (value) -> ();
+    or_current: raw_or_current_u64, percpu_alloc_or_u64, (value) -> ();
+    xor_current: raw_xor_current_u64, percpu_alloc_xor_u64, (value) -> ();
+}

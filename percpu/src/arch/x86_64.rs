@@ -7,11 +7,20 @@
 //!
 //! Each area also holds its own register value in `SELF_PTR`, so that a pointer to this CPU's copy
 //! costs one load and one add instead of reading the MSR.
+//!
+//! Read-modify-write operations are single instructions without a `lock` prefix (`add`, `xadd`,
+//! `cmpxchg`, ...), and the swap is `xchg`, which is always locked with a memory operand (measured no
+//! slower than the unlocked load and `cmpxchg` loop).
+//!
+//! Local interrupts: `cli`/`sti` in a kernel; in a hosted (Linux) program, the calling thread's signal
+//! mask (`rt_sigprocmask`). With `sp-naive`, only a kernel's interrupt masking of this file is used.
 
 /// Accesses to this CPU's copy are single instructions: preemption cannot split them.
+#[cfg(not(feature = "sp-naive"))]
 pub(crate) const ONE_INSTRUCTION_ACCESS: bool = true;
 
 // Every area records the `GS` base that points at it (the register value), for `ptr`.
+#[cfg(not(feature = "sp-naive"))]
 #[crate::def_percpu]
 #[unsafe(no_mangle)]
 static SELF_PTR: usize = 0;
@@ -48,6 +57,7 @@ macro_rules! __percpu_x86_static {
     };
 }
 
+#[cfg(not(feature = "sp-naive"))]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __percpu_access {
@@ -83,72 +93,86 @@ macro_rules! __percpu_access {
         );
         ptr
     }};
-    (read, $T:ty, sym $s:path) => {
-        $crate::__percpu_access!(@load $T, $crate::__percpu_x86_static!(mem), a = sym $s)
+    // Every other form: the `gs:` operand naming the static, or the VMA in a register.
+    ($op:ident, $T:ty, sym $s:path $(, $val:expr)*) => {
+        $crate::__percpu_access!(@sized $op, $T, [$crate::__percpu_x86_static!(mem)], [a = sym $s] $(, $val)*)
     };
-    (read, $T:ty, vma $vma:expr) => {
-        $crate::__percpu_access!(@load $T, "gs:[{a}]", a = in(reg) $vma)
+    ($op:ident, $T:ty, vma $vma:expr $(, $val:expr)*) => {
+        $crate::__percpu_access!(@sized $op, $T, ["gs:[{a}]"], [a = in(reg) $vma] $(, $val)*)
     };
-    (write, $T:ty, sym $s:path, $val:expr) => {
-        $crate::__percpu_access!(@store "mov", $T, $val, $crate::__percpu_x86_static!(mem), a = sym $s)
-    };
-    (write, $T:ty, vma $vma:expr, $val:expr) => {
-        $crate::__percpu_access!(@store "mov", $T, $val, "gs:[{a}]", a = in(reg) $vma)
-    };
-    (add, $T:ty, sym $s:path, $val:expr) => {
-        $crate::__percpu_access!(@store "add", $T, $val, $crate::__percpu_x86_static!(mem), a = sym $s)
-    };
-    (add, $T:ty, vma $vma:expr, $val:expr) => {
-        $crate::__percpu_access!(@store "add", $T, $val, "gs:[{a}]", a = in(reg) $vma)
-    };
-    (sub, $T:ty, sym $s:path, $val:expr) => {
-        $crate::__percpu_access!(@store "sub", $T, $val, $crate::__percpu_x86_static!(mem), a = sym $s)
-    };
-    (sub, $T:ty, vma $vma:expr, $val:expr) => {
-        $crate::__percpu_access!(@store "sub", $T, $val, "gs:[{a}]", a = in(reg) $vma)
-    };
-    // `mov` from memory operand `$mem` into a register of the type's width.
-    (@load $T:ty, $mem:expr, $($addr:tt)*) => {
-        $crate::__priv::from_loaded::<$T>(match ::core::mem::size_of::<$T>() {
-            1 => {
-                let v: u8;
-                ::core::arch::asm!(concat!("mov {v}, byte ptr ", $mem), $($addr)*, v = out(reg_byte) v,
-                    options(nostack, preserves_flags, readonly));
-                v as u64
-            }
-            2 => {
-                let v: u16;
-                ::core::arch::asm!(concat!("mov {v:x}, word ptr ", $mem), $($addr)*, v = out(reg) v,
-                    options(nostack, preserves_flags, readonly));
-                v as u64
-            }
-            4 => {
-                let v: u32;
-                ::core::arch::asm!(concat!("mov {v:e}, dword ptr ", $mem), $($addr)*, v = out(reg) v,
-                    options(nostack, preserves_flags, readonly));
-                v as u64
-            }
-            _ => {
-                let v: u64;
-                ::core::arch::asm!(concat!("mov {v:r}, qword ptr ", $mem), $($addr)*, v = out(reg) v,
-                    options(nostack, preserves_flags, readonly));
-                v
-            }
-        })
-    };
-    // `$ins` (`mov`, `add`, `sub`) of a register of the type's width into memory operand `$mem`.
-    (@store $ins:literal, $T:ty, $val:expr, $mem:expr, $($addr:tt)*) => {{
-        let bits = <$T as $crate::PerCpuPrimitive>::to_bits($val);
+    // `@$op` with the operand size keyword, the register modifier, the register class, the
+    // accumulator of the type's width, and the unsigned type of its width.
+    (@sized $op:ident, $T:ty, $($rest:tt)*) => {
         match ::core::mem::size_of::<$T>() {
-            1 => ::core::arch::asm!(concat!($ins, " byte ptr ", $mem, ", {v}"), $($addr)*,
-                v = in(reg_byte) bits as u8, options(nostack)),
-            2 => ::core::arch::asm!(concat!($ins, " word ptr ", $mem, ", {v:x}"), $($addr)*,
-                v = in(reg) bits as u16, options(nostack)),
-            4 => ::core::arch::asm!(concat!($ins, " dword ptr ", $mem, ", {v:e}"), $($addr)*,
-                v = in(reg) bits as u32, options(nostack)),
-            _ => ::core::arch::asm!(concat!($ins, " qword ptr ", $mem, ", {v:r}"), $($addr)*,
-                v = in(reg) bits, options(nostack)),
+            1 => $crate::__percpu_access!(@$op $T, "byte", "", reg_byte, "al", u8, $($rest)*),
+            2 => $crate::__percpu_access!(@$op $T, "word", ":x", reg, "ax", u16, $($rest)*),
+            4 => $crate::__percpu_access!(@$op $T, "dword", ":e", reg, "eax", u32, $($rest)*),
+            _ => $crate::__percpu_access!(@$op $T, "qword", ":r", reg, "rax", u64, $($rest)*),
         }
+    };
+    (@read $T:ty, $size:literal, $m:literal, $class:ident, $acc:tt, $raw:ty, [$mem:expr], [$($addr:tt)*]) => {{
+        let v: $raw;
+        ::core::arch::asm!(concat!("mov {v", $m, "}, ", $size, " ptr ", $mem), $($addr)*, v = out($class) v,
+            options(nostack, preserves_flags, readonly));
+        $crate::__priv::from_loaded::<$T>(v as u64)
+    }};
+    (@write $T:ty, $($rest:tt)*) => {
+        $crate::__percpu_access!(@store "mov", $T, $($rest)*)
+    };
+    (@add $T:ty, $($rest:tt)*) => {
+        $crate::__percpu_access!(@store "add", $T, $($rest)*)
+    };
+    (@sub $T:ty, $($rest:tt)*) => {
+        $crate::__percpu_access!(@store "sub", $T, $($rest)*)
+    };
+    (@and $T:ty, $($rest:tt)*) => {
+        $crate::__percpu_access!(@store "and", $T, $($rest)*)
+    };
+    (@or $T:ty, $($rest:tt)*) => {
+        $crate::__percpu_access!(@store "or", $T, $($rest)*)
+    };
+    (@xor $T:ty, $($rest:tt)*) => {
+        $crate::__percpu_access!(@store "xor", $T, $($rest)*)
+    };
+    // `$ins` (`mov`, `add`, ...) of a register of the type's width into the memory operand. `mov` keeps
+    // the flags; the others set them.
+    (@store $ins:literal, $T:ty, $size:literal, $m:literal, $class:ident, $acc:tt, $raw:ty, [$mem:expr],
+        [$($addr:tt)*], $val:expr) => {{
+        let v: $raw = $crate::__priv::bits_as::<$T, $raw>($val);
+        ::core::arch::asm!(concat!($ins, " ", $size, " ptr ", $mem, ", {v", $m, "}"), $($addr)*, v = in($class) v,
+            options(nostack))
+    }};
+    // `xadd`: adds the register to the memory operand and returns the previous value in it (no `lock`:
+    // atomic against this CPU's interrupts, which is what a per-CPU copy needs).
+    (@fetch_add $T:ty, $size:literal, $m:literal, $class:ident, $acc:tt, $raw:ty, [$mem:expr],
+        [$($addr:tt)*], $val:expr) => {{
+        let v: $raw = $crate::__priv::bits_as::<$T, $raw>($val);
+        let old: $raw;
+        ::core::arch::asm!(concat!("xadd ", $size, " ptr ", $mem, ", {v", $m, "}"), $($addr)*,
+            v = inout($class) v => old, options(nostack));
+        $crate::__priv::from_loaded::<$T>(old as u64)
+    }};
+    // `xchg` with a memory operand is always locked (a full barrier). The unlocked alternative, a load
+    // and a `cmpxchg` loop, is three instructions and measured no faster (group `xchg_sequences_u64`
+    // of `benches/access.rs`, with and without pending stores): one instruction, on this CPU's copy.
+    (@xchg $T:ty, $size:literal, $m:literal, $class:ident, $acc:tt, $raw:ty, [$mem:expr],
+        [$($addr:tt)*], $val:expr) => {{
+        let v: $raw = $crate::__priv::bits_as::<$T, $raw>($val);
+        let old: $raw;
+        ::core::arch::asm!(concat!("xchg ", $size, " ptr ", $mem, ", {v", $m, "}"), $($addr)*,
+            v = inout($class) v => old, options(nostack, preserves_flags));
+        $crate::__priv::from_loaded::<$T>(old as u64)
+    }};
+    // `cmpxchg` without `lock`: compares the accumulator with the memory operand and stores the
+    // register if equal; the accumulator ends up holding the previous value either way.
+    (@cmpxchg $T:ty, $size:literal, $m:literal, $class:ident, $acc:tt, $raw:ty, [$mem:expr],
+        [$($addr:tt)*], $current:expr, $new:expr) => {{
+        let current: $raw = $crate::__priv::bits_as::<$T, $raw>($current);
+        let new: $raw = $crate::__priv::bits_as::<$T, $raw>($new);
+        let old: $raw;
+        ::core::arch::asm!(concat!("cmpxchg ", $size, " ptr ", $mem, ", {n", $m, "}"), $($addr)*,
+            n = in($class) new, inout($acc) current => old, options(nostack));
+        $crate::__priv::from_loaded::<$T>(old as u64)
     }};
 }
 
@@ -158,6 +182,7 @@ macro_rules! __percpu_access {
 /// # Safety
 ///
 /// `area` must be the base of an area being initialized, which no CPU uses yet.
+#[cfg(not(feature = "sp-naive"))]
 pub(crate) unsafe fn prepare_area(area: usize) {
     let slot = area.wrapping_add(SELF_PTR.offset()) as *mut usize;
     // SAFETY: the slot of `SELF_PTR` inside the caller's area.
@@ -165,7 +190,7 @@ pub(crate) unsafe fn prepare_area(area: usize) {
 }
 
 /// The raw per-CPU register: `GS_BASE`.
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", not(feature = "sp-naive")))]
 pub(crate) fn read_reg() -> usize {
     const IA32_GS_BASE: u32 = 0xC000_0101;
     let (low, high): (u32, u32);
@@ -182,7 +207,7 @@ pub(crate) fn read_reg() -> usize {
 /// # Safety
 ///
 /// `value + VMA` must be valid per-CPU memory for every per-CPU VMA used afterwards.
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", not(feature = "sp-naive")))]
 pub(crate) unsafe fn write_reg(value: usize) {
     const IA32_GS_BASE: u32 = 0xC000_0101;
     // SAFETY: writing GS_BASE at CPL 0; the caller vouches for the area it designates.
@@ -193,25 +218,32 @@ pub(crate) unsafe fn write_reg(value: usize) {
     }
 }
 
-/// `arch_prctl` codes of Linux.
+/// The Linux system calls of hosted mode.
 #[cfg(not(target_os = "none"))]
-mod arch_prctl {
+mod syscall {
+    pub const SYS_RT_SIGPROCMASK: usize = 14;
     pub const SYS_ARCH_PRCTL: usize = 158;
     pub const ARCH_SET_GS: usize = 0x1001;
     pub const ARCH_GET_GS: usize = 0x1004;
+    pub const SIG_BLOCK: usize = 0;
+    pub const SIG_SETMASK: usize = 2;
 
-    /// `arch_prctl(code, arg)`; returns the kernel's result (negative errno on failure).
+    /// System call `number` with arguments `args`; returns the kernel's result (negative errno on
+    /// failure).
     ///
     /// # Safety
     ///
-    /// `arg` must be what `code` expects (a value for SET, a writable `u64` for GET).
-    pub unsafe fn call(code: usize, arg: usize) -> isize {
+    /// The arguments must be what the call expects (values, or pointers to live memory of the sizes
+    /// it reads or writes).
+    #[inline]
+    pub unsafe fn call(number: usize, args: [usize; 4]) -> isize {
         let ret: isize;
-        // SAFETY: the syscall instruction clobbers rcx and r11 and returns in rax; all declared.
+        // SAFETY: the syscall instruction clobbers rcx and r11 and returns in rax; all declared. The
+        // kernel may read and write memory through the arguments: no `nomem`.
         unsafe {
-            core::arch::asm!("syscall", inlateout("rax") SYS_ARCH_PRCTL as isize => ret,
-                in("rdi") code, in("rsi") arg, lateout("rcx") _, lateout("r11") _,
-                options(nostack, preserves_flags));
+            core::arch::asm!("syscall", inlateout("rax") number as isize => ret,
+                in("rdi") args[0], in("rsi") args[1], in("rdx") args[2], in("r10") args[3],
+                lateout("rcx") _, lateout("r11") _, options(nostack, preserves_flags));
         }
         ret
     }
@@ -220,9 +252,10 @@ mod arch_prctl {
 /// The raw per-CPU register: this thread's `GS` base.
 #[cfg(not(target_os = "none"))]
 pub(crate) fn read_reg() -> usize {
+    use syscall::*;
     let mut value: u64 = 0;
     // SAFETY: ARCH_GET_GS writes the base into `value`, a live u64.
-    let ret = unsafe { arch_prctl::call(arch_prctl::ARCH_GET_GS, &raw mut value as usize) };
+    let ret = unsafe { call(SYS_ARCH_PRCTL, [ARCH_GET_GS, &raw mut value as usize, 0, 0]) };
     assert!(ret == 0, "percpu: arch_prctl(ARCH_GET_GS) failed: {ret}");
     value as usize
 }
@@ -234,8 +267,9 @@ pub(crate) fn read_reg() -> usize {
 /// `value + VMA` must be valid per-CPU memory for every per-CPU VMA used afterwards by this thread.
 #[cfg(not(target_os = "none"))]
 pub(crate) unsafe fn write_reg(value: usize) {
+    use syscall::*;
     // SAFETY: ARCH_SET_GS takes the new base by value.
-    let ret = unsafe { arch_prctl::call(arch_prctl::ARCH_SET_GS, value) };
+    let ret = unsafe { call(SYS_ARCH_PRCTL, [ARCH_SET_GS, value, 0, 0]) };
     assert!(
         ret == 0,
         "percpu: arch_prctl(ARCH_SET_GS, {value:#x}) failed ({ret}): the register value, area base minus \
@@ -244,4 +278,77 @@ pub(crate) unsafe fn write_reg(value: usize) {
     );
     // SAFETY: GS now designates the area, which the caller vouches for.
     unsafe { SELF_PTR.write_current_raw(value) };
+}
+
+/// The interrupt enable flag (`IF`) of `RFLAGS`.
+#[cfg(target_os = "none")]
+const RFLAGS_IF: usize = 1 << 9;
+
+/// Disables local interrupts (`cli`); returns the previous `RFLAGS`.
+#[cfg(target_os = "none")]
+#[inline]
+pub(crate) fn local_irq_save() -> usize {
+    let flags: usize;
+    // SAFETY: kernels run at CPL 0, where `cli` is allowed. `pushfq` uses the stack (no `nostack`); a
+    // compiler barrier (no `nomem`).
+    unsafe {
+        core::arch::asm!("pushfq", "pop {}", "cli", out(reg) flags, options(preserves_flags))
+    };
+    flags
+}
+
+/// Enables local interrupts again if `flags`, from [`local_irq_save`], had them enabled.
+///
+/// # Safety
+///
+/// `flags` must come from the matching [`local_irq_save`] on this CPU, the last one not yet restored.
+#[cfg(target_os = "none")]
+#[inline]
+pub(crate) unsafe fn local_irq_restore(flags: usize) {
+    if flags & RFLAGS_IF != 0 {
+        // SAFETY: at CPL 0; the caller restores the state of its own section. A compiler barrier.
+        unsafe { core::arch::asm!("sti", options(nostack, preserves_flags)) };
+    }
+}
+
+/// Blocks every signal of the calling thread (the hosted counterpart of disabling interrupts: signal
+/// handlers run on the interrupted thread, as interrupt handlers on the interrupted CPU); returns the
+/// previous signal mask. `SIGKILL` and `SIGSTOP` cannot be blocked; a synchronous signal raised while
+/// blocked (a fault) kills the process.
+#[cfg(not(target_os = "none"))]
+#[inline]
+pub(crate) fn local_irq_save() -> usize {
+    use syscall::*;
+    let all: u64 = !0;
+    let mut old: u64 = 0;
+    // SAFETY: the kernel reads the new mask from `all` and writes the old one to `old`, both live
+    // 8-byte values (the size passed).
+    let ret = unsafe {
+        call(
+            SYS_RT_SIGPROCMASK,
+            [SIG_BLOCK, &raw const all as usize, &raw mut old as usize, 8],
+        )
+    };
+    assert!(ret == 0, "percpu: rt_sigprocmask failed ({ret})");
+    old as usize
+}
+
+/// Restores the signal mask that [`local_irq_save`] returned.
+///
+/// # Safety
+///
+/// `flags` must come from the matching [`local_irq_save`] on this thread, the last one not yet restored.
+#[cfg(not(target_os = "none"))]
+#[inline]
+pub(crate) unsafe fn local_irq_restore(flags: usize) {
+    use syscall::*;
+    let mask = flags as u64;
+    // SAFETY: the kernel reads the mask from `mask`, a live 8-byte value; no old mask is written.
+    let ret = unsafe {
+        call(
+            SYS_RT_SIGPROCMASK,
+            [SIG_SETMASK, &raw const mask as usize, 0, 8],
+        )
+    };
+    assert!(ret == 0, "percpu: rt_sigprocmask failed ({ret})");
 }

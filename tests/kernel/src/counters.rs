@@ -1,18 +1,24 @@
-//! `add_current`/`sub_current` under fire: every CPU hammers its own counters
-//! while a periodic timer interrupt (where the architecture has one) updates
-//! the same counters from the interrupt handler. The read-modify-write of the
-//! interrupted code must not lose the handler's update, nor the handler the
-//! interrupted one's: the final values must be exactly what was added. Then
-//! every CPU sums up all CPUs' counters remotely.
+//! The guard-less read-modify-write operations under fire: every CPU hammers
+//! its own counters (`add_current`/`sub_current`) and runs every other
+//! operation (`fetch_add_current`, `xchg_current`, `cmpxchg_current`,
+//! `and/or/xor_current`, on statics of several widths and through
+//! `percpu::raw`) while a periodic timer interrupt (where the architecture
+//! has one) does the same on the same variables from the interrupt handler.
+//! The read-modify-write of the interrupted code must not lose the handler's
+//! update, nor the handler the interrupted one's: the final values must be
+//! exactly what was done (swapped tokens all present once, a per-CPU free
+//! list popped and pushed with `cmpxchg_current` by both losing no node).
+//! Then every CPU sums up all CPUs' counters remotely.
 //!
 //! [`with_timer`], the hammering under the timer, also serves the run-time
 //! per-CPU counter of [`crate::dynamic`].
 
 use core::fmt;
 
-use crate::arch;
 use crate::check::{expect, expect_eq};
-use crate::println;
+use crate::{arch, println};
+
+mod ops;
 
 /// Rounds of add/sub every CPU does at least.
 const MIN_ROUNDS: u64 = 100_000;
@@ -45,10 +51,12 @@ static BALANCE: i32 = 0;
 #[percpu::def_percpu]
 static TICKS: usize = 0;
 
-/// The timer interrupt's work: count the tick and add to the hammered counter.
+/// The timer interrupt's work: count the tick, add to the hammered counter,
+/// and run its half of the other operations.
 pub fn on_timer_tick() {
     TICKS.add_current(1);
     HITS.add_current(TICK_WEIGHT);
+    ops::on_tick();
 }
 
 /// The value of CPU `cpu`'s [`HITS`] after the hammering.
@@ -124,9 +132,19 @@ pub fn with_timer(cpu: usize, mut work: impl FnMut(u64)) -> Timed {
     }
 }
 
-/// Hammers this CPU's counters with the timer running, then checks them.
+/// Hammers this CPU's counters, and runs the other operations, with the
+/// timer running, then checks them.
 pub fn hammer(cpu: usize) {
-    let timed = with_timer(cpu, |rounds| hammer_rounds(cpu, rounds));
+    check_register_write(cpu);
+    #[cfg(feature = "large-template")]
+    check_large_template(cpu);
+    ops::setup(cpu);
+    let mut main = ops::Main::new(cpu);
+    let timed = with_timer(cpu, |rounds| {
+        hammer_rounds(cpu, rounds);
+        main.rounds(rounds / ops::ROUNDS_PER_HAMMER_ROUND);
+    });
+    ops::check(cpu, &main);
     let (rounds, ticks) = (ROUNDS.read_current(), TICKS.read_current());
     expect_eq(
         cpu,
@@ -144,6 +162,86 @@ pub fn hammer(cpu: usize) {
         "cpu {cpu}: {} add/sub ops, {timed}: nothing lost",
         4 * rounds
     );
+}
+
+/// A pointer computed from the per-CPU register before a write of the
+/// register must not be reused after it: points the register at another
+/// area and back, with the timer off, and checks that `current_ptr` follows.
+/// (The `ptr` form is `pure, readonly`; a register write without a memory
+/// clobber, as riscv64's and loongarch64's once were, let the compiler reuse
+/// the first pointer.)
+fn check_register_write(cpu: usize) {
+    let own = percpu::read_percpu_reg();
+    let other = percpu::percpu_area_base((cpu + 1) % percpu::cpu_count());
+    // SAFETY: the pointers are computed, never used; the register designates
+    // an initialized area throughout, and nothing on this CPU accesses
+    // per-CPU data while it designates the other one (no timer yet: this runs
+    // before `with_timer`).
+    let (before, during, after) = unsafe {
+        let before = HITS.current_ptr() as usize;
+        percpu::write_percpu_reg(other);
+        let during = HITS.current_ptr() as usize;
+        percpu::write_percpu_reg(own);
+        (before, during, HITS.current_ptr() as usize)
+    };
+    expect_eq(
+        cpu,
+        format_args!("current_ptr after pointing the register at another area"),
+        during.wrapping_sub(before),
+        other.wrapping_sub(own),
+    );
+    expect_eq(
+        cpu,
+        format_args!("current_ptr after pointing the register back"),
+        after,
+        before,
+    );
+}
+
+/// Words of [`LARGE`]: 96 KiB.
+#[cfg(feature = "large-template")]
+const LARGE_WORDS: usize = 12 * 1024;
+
+/// With `large-template`: a static that makes the template larger than the
+/// 64 KiB one aarch64 `movz` reaches (a link error without the feature).
+#[cfg(feature = "large-template")]
+#[percpu::def_percpu]
+static LARGE: [u64; LARGE_WORDS] = [0; LARGE_WORDS];
+
+/// Checks that the template is over 64 KiB and that [`LARGE`]'s first and
+/// last words, and [`HITS`] (before or after it), are where the areas say.
+#[cfg(feature = "large-template")]
+fn check_large_template(cpu: usize) {
+    expect(
+        cpu,
+        percpu::percpu_area_size() > 64 * 1024,
+        format_args!(
+            "a template of {} bytes, expected over 64 KiB",
+            percpu::percpu_area_size()
+        ),
+    );
+    let area = percpu::percpu_area_base(cpu);
+    LARGE.with_current(|words| {
+        words[0] = cpu as u64;
+        words[LARGE_WORDS - 1] = !(cpu as u64);
+    });
+    // SAFETY: this CPU's own copy, no reference to it is live.
+    let (large, hits, last) = unsafe {
+        let large = LARGE.current_ptr();
+        (
+            large as usize,
+            HITS.current_ptr() as usize,
+            (*large)[LARGE_WORDS - 1],
+        )
+    };
+    expect_eq(
+        cpu,
+        format_args!("LARGE's copy"),
+        large,
+        area + LARGE.offset(),
+    );
+    expect_eq(cpu, format_args!("HITS's copy"), hits, area + HITS.offset());
+    expect_eq(cpu, format_args!("LARGE's last word"), last, !(cpu as u64));
 }
 
 /// From CPU `cpu`, once every CPU finished [`hammer`]: checks all CPUs'

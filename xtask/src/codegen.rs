@@ -210,12 +210,7 @@ type Counts = Vec<BTreeMap<&'static str, Count>>;
 
 /// Entry point: builds, counts, prints and writes the table, checks; `--bless` rewrites the
 /// expectations instead of checking against them.
-pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
-    let bless = match args {
-        [] => false,
-        [flag] if flag == "--bless" => true,
-        _ => return Err("usage: cargo xtask codegen [--bless]".into()),
-    };
+pub fn run(root: &Path, bless: bool) -> Result<(), String> {
     let objdump = llvm_objdump()?;
     let mut ours = Counts::new();
     let mut peer = Counts::new();
@@ -238,10 +233,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
 
     let expected_path = root.join("codegen/expected.toml");
-    let expected = Expected::parse(
-        &fs::read_to_string(&expected_path)
-            .map_err(|e| format!("cannot read {}: {e}", expected_path.display()))?,
-    )?;
+    let expected = fs::read_to_string(&expected_path)
+        .map_err(|e| format!("cannot read {}: {e}", expected_path.display()))
+        .and_then(|text| Expected::parse(&text))?;
     let mut report = Report::default();
     check_targets(&ours, &peer, &expected.waivers, &mut report);
     if bless {
@@ -626,10 +620,9 @@ fn check_expected(ours: &Counts, expected: &Expected, report: &mut Report) {
     }
 }
 
-/// The committed expectations: `codegen/expected.toml`.
-///
-/// A small TOML subset: one `[architecture]` table of `probe = count`, and a `[waivers]` table of
-/// `"architecture.probe" = "reason"` (the cases where ours may be more instructions than the peer).
+/// The committed expectations: `codegen/expected.toml`, one `[architecture]` table of
+/// `probe = count`, and a `[waivers]` table of `"architecture.probe" = "reason"` (the cases where ours
+/// may be more instructions than the peer).
 struct Expected {
     /// `(architecture, probe)` → committed count.
     counts: BTreeMap<(String, String), usize>,
@@ -637,43 +630,33 @@ struct Expected {
     waivers: BTreeMap<String, String>,
 }
 
+/// The file as TOML: the waivers, and a table of counts per architecture.
+#[derive(serde::Deserialize)]
+struct ExpectedFile {
+    #[serde(default)]
+    waivers: BTreeMap<String, String>,
+    #[serde(flatten)]
+    counts: BTreeMap<String, BTreeMap<String, usize>>,
+}
+
 impl Expected {
     /// Parses the file.
-    fn parse<'a>(text: &'a str) -> Result<Self, String> {
-        let mut expected = Expected {
-            counts: BTreeMap::new(),
-            waivers: BTreeMap::new(),
-        };
-        let mut section = String::new();
-        for (number, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let error = || {
-                format!(
-                    "codegen/expected.toml:{}: cannot parse `{line}`",
-                    number + 1
-                )
-            };
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                section = name.trim().to_string();
-                continue;
-            }
-            let (key, value) = line.split_once('=').ok_or_else(error)?;
-            let (key, value) = (key.trim(), value.trim());
-            if section == "waivers" {
-                let unquote = |s: &'a str| s.strip_prefix('"')?.strip_suffix('"');
-                let (key, reason) = unquote(key).zip(unquote(value)).ok_or_else(error)?;
-                expected.waivers.insert(key.into(), reason.into());
-            } else {
-                let count = value.parse().map_err(|_| error())?;
-                expected
-                    .counts
-                    .insert((section.clone(), key.to_string()), count);
-            }
-        }
-        Ok(expected)
+    fn parse(text: &str) -> Result<Self, String> {
+        let file: ExpectedFile =
+            toml::from_str(text).map_err(|e| format!("codegen/expected.toml: {e}"))?;
+        let counts = file
+            .counts
+            .into_iter()
+            .flat_map(|(arch, counts)| {
+                counts
+                    .into_iter()
+                    .map(move |(probe, count)| ((arch.clone(), probe), count))
+            })
+            .collect();
+        Ok(Expected {
+            counts,
+            waivers: file.waivers,
+        })
     }
 
     /// The expectations for `ours`, keeping the `needed` ones of the `old` waivers.

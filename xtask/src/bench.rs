@@ -287,39 +287,30 @@ fn read_results(root: &Path) -> Result<Results, String> {
 pub fn run(root: &Path, criterion: Option<&[String]>) -> Result<(), String> {
     if let Some(options) = criterion {
         let peer = root.join("benches/peer/Cargo.toml");
-        let bench = |source: Source, args: &[&str]| {
+        let bench = |source: Source, args: &str| {
             let mut cargo = Command::new("cargo");
-            cargo.arg("bench").args(args).current_dir(root);
+            cargo
+                .arg("bench")
+                .args(args.split_whitespace())
+                .current_dir(root);
             if source == Source::Peer {
                 // Tells both cargo and criterion (which otherwise asks `cargo metadata`) where to write.
-                cargo
-                    .arg("--manifest-path")
-                    .arg(&peer)
-                    .env("CARGO_TARGET_DIR", peer.with_file_name("target"));
+                cargo.arg("--manifest-path").arg(&peer);
+                cargo.env("CARGO_TARGET_DIR", peer.with_file_name("target"));
             } else {
                 cargo.env("CRITERION_HOME", source.criterion_dir(root));
             }
             process::run(cargo.arg("--").args(options))
         };
         if HOSTED {
-            bench(Source::Ours, &["--bench", "access", "--bench", "alloc"])?;
-            bench(Source::Peer, &[])?;
+            bench(Source::Ours, "--bench access --bench alloc")?;
+            bench(Source::Peer, "")?;
         }
         bench(
             Source::OursSpNaive,
-            &[
-                "--features",
-                "sp-naive",
-                "--bench",
-                "access",
-                "--bench",
-                "alloc",
-            ],
+            "--features sp-naive --bench access --bench alloc",
         )?;
-        bench(
-            Source::Peer,
-            &["--no-default-features", "--features", "sp-naive"],
-        )?;
+        bench(Source::Peer, "--no-default-features --features sp-naive")?;
     }
     let results = read_results(root)?;
     let efficiency = Efficiency::read(root)?;

@@ -47,14 +47,6 @@ impl Runtime {
             Runtime::Peer => "probe-peer",
         }
     }
-
-    /// The probe crate's library name.
-    fn lib(self) -> &'static str {
-        match self {
-            Runtime::Ours => "probe_ours",
-            Runtime::Peer => "probe_peer",
-        }
-    }
 }
 
 /// How the peer offers an operation.
@@ -316,7 +308,7 @@ fn count_runtime(
     }
     process::run(&mut cargo)?;
     let out_dir = target_dir.join(arch.target).join("release");
-    let rlib = out_dir.join(format!("lib{}.rlib", runtime.lib()));
+    let rlib = out_dir.join(format!("lib{}.rlib", runtime.dir().replace('-', "_")));
     let functions = disassemble(objdump, &[rlib])?;
 
     // The functions that the probes call, found in the probe crate itself or its dependencies.
@@ -597,19 +589,16 @@ fn check_expected(ours: &Counts, expected: &Expected, report: &mut Report) {
     for (index, arch) in ARCHES.iter().enumerate() {
         for probe in &PROBES {
             let count = ours[index][probe.symbol].total();
-            match expected
-                .counts
-                .get(&(arch.name.to_string(), probe.symbol.to_string()))
-            {
+            match expected.count(arch, probe) {
                 None => report.failures.push(format!(
                     "{} {}: no committed count; run `cargo xtask codegen --bless`",
                     arch.name, probe.symbol
                 )),
-                Some(&committed) if count > committed => report.failures.push(format!(
+                Some(committed) if count > committed => report.failures.push(format!(
                     "{} {}: {count} instructions, the committed count is {committed}",
                     arch.name, probe.symbol
                 )),
-                Some(&committed) if count < committed => report.notes.push(format!(
+                Some(committed) if count < committed => report.notes.push(format!(
                     "{} {}: {count} instructions, fewer than the committed {committed}: \
                      update with `cargo xtask codegen --bless`",
                     arch.name, probe.symbol
@@ -623,18 +612,12 @@ fn check_expected(ours: &Counts, expected: &Expected, report: &mut Report) {
 /// The committed expectations: `codegen/expected.toml`, one `[architecture]` table of
 /// `probe = count`, and a `[waivers]` table of `"architecture.probe" = "reason"` (the cases where ours
 /// may be more instructions than the peer).
-struct Expected {
-    /// `(architecture, probe)` → committed count.
-    counts: BTreeMap<(String, String), usize>,
-    /// `architecture.probe` → why ours is more instructions than the peer there.
-    waivers: BTreeMap<String, String>,
-}
-
-/// The file as TOML: the waivers, and a table of counts per architecture.
 #[derive(serde::Deserialize)]
-struct ExpectedFile {
+struct Expected {
+    /// `architecture.probe` → why ours is more instructions than the peer there.
     #[serde(default)]
     waivers: BTreeMap<String, String>,
+    /// Architecture → probe → committed count.
     #[serde(flatten)]
     counts: BTreeMap<String, BTreeMap<String, usize>>,
 }
@@ -642,43 +625,31 @@ struct ExpectedFile {
 impl Expected {
     /// Parses the file.
     fn parse(text: &str) -> Result<Self, String> {
-        let file: ExpectedFile =
-            toml::from_str(text).map_err(|e| format!("codegen/expected.toml: {e}"))?;
-        let counts = file
-            .counts
-            .into_iter()
-            .flat_map(|(arch, counts)| {
-                counts
-                    .into_iter()
-                    .map(move |(probe, count)| ((arch.clone(), probe), count))
-            })
-            .collect();
-        Ok(Expected {
-            counts,
-            waivers: file.waivers,
-        })
+        toml::from_str(text).map_err(|e| format!("codegen/expected.toml: {e}"))
+    }
+
+    /// The committed count of `probe` on `arch`.
+    fn count(&self, arch: &Arch, probe: &Probe) -> Option<usize> {
+        self.counts.get(arch.name)?.get(probe.symbol).copied()
     }
 
     /// The expectations for `ours`, keeping the `needed` ones of the `old` waivers.
     fn from_counts(ours: &Counts, needed: &[String], old: &BTreeMap<String, String>) -> Self {
-        let counts = ARCHES
-            .iter()
-            .zip(ours)
-            .flat_map(|(arch, counts)| {
-                counts.iter().map(|(probe, count)| {
-                    ((arch.name.to_string(), probe.to_string()), count.total())
-                })
-            })
-            .collect();
-        let waivers = old
-            .iter()
-            .filter(|(key, _)| needed.contains(key))
-            .map(|(key, reason)| (key.clone(), reason.clone()))
-            .collect();
-        Expected { counts, waivers }
+        let counts = ARCHES.iter().zip(ours).map(|(arch, counts)| {
+            let counts = counts
+                .iter()
+                .map(|(probe, count)| (probe.to_string(), count.total()));
+            (arch.name.to_string(), counts.collect())
+        });
+        let mut waivers = old.clone();
+        waivers.retain(|key, _| needed.contains(key));
+        Expected {
+            counts: counts.collect(),
+            waivers,
+        }
     }
 
-    /// The file's text.
+    /// The file's text: comments, the counts in table order, the waivers.
     fn render(&self) -> String {
         let mut text = String::from(
             "# Committed instruction counts of `codegen/probe-ours` (final return excluded, out-of-line\n\
@@ -688,10 +659,7 @@ impl Expected {
         for arch in &ARCHES {
             let _ = write!(text, "\n[{}]\n", arch.name);
             for probe in &PROBES {
-                if let Some(count) = self
-                    .counts
-                    .get(&(arch.name.to_string(), probe.symbol.to_string()))
-                {
+                if let Some(count) = self.count(arch, probe) {
                     let _ = writeln!(text, "{} = {count}", probe.symbol);
                 }
             }
@@ -701,7 +669,13 @@ impl Expected {
              # `--bless` drops the waivers that no longer apply, and never adds one.\n[waivers]\n",
         );
         for (key, reason) in &self.waivers {
-            let _ = writeln!(text, "\"{key}\" = \"{reason}\"");
+            // TOML strings, quoted and escaped as TOML requires.
+            let _ = writeln!(
+                text,
+                "{} = {}",
+                toml::Value::from(key.as_str()),
+                toml::Value::from(reason.as_str())
+            );
         }
         text
     }
@@ -776,4 +750,35 @@ fn render_table(
         }
     }
     Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_expectations_read_and_write_back_unchanged() {
+        let text = include_str!("../../codegen/expected.toml");
+        let expected = Expected::parse(text).unwrap();
+        assert_eq!(
+            expected.count(&ARCHES[2], &PROBES[0]),
+            Some(1),
+            "x86_64 read_current_u8"
+        );
+        assert_eq!(expected.render(), text);
+    }
+
+    #[test]
+    fn waivers_are_written_as_toml_strings() {
+        let waivers = [("x86_64.p".to_string(), "a \"quoted\" \\ reason".to_string())].into();
+        let text = Expected {
+            waivers,
+            counts: BTreeMap::new(),
+        }
+        .render();
+        assert_eq!(
+            Expected::parse(&text).unwrap().waivers["x86_64.p"],
+            "a \"quoted\" \\ reason"
+        );
+    }
 }

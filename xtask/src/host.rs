@@ -21,8 +21,7 @@ pub const STEPS: &[&str] = &[
     "cargo clippy --workspace --all-targets -- -D warnings",
     "cargo clippy -p percpu-workspace-tests --features preempt --test preempt -- -D warnings",
     "cargo clippy -p percpu-workspace-tests --features sp-naive --test sp_naive --benches -- -D warnings",
-    "cargo rustdoc -p percpu_macros -- -D warnings",
-    "RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p percpu -p percpu_alloc --features percpu_alloc/alloc --target x86_64-unknown-linux-gnu --target x86_64-unknown-none --target aarch64-unknown-none --target riscv64gc-unknown-none-elf",
+    "RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p percpu_macros -p percpu -p percpu_alloc --features percpu_alloc/alloc --target x86_64-unknown-linux-gnu --target x86_64-unknown-none --target aarch64-unknown-none --target riscv64gc-unknown-none-elf",
     // The test suites: every host configuration (the README's examples are doc tests), the fast paths
     // optimized.
     "cargo test --workspace",
@@ -47,7 +46,7 @@ pub const STEPS: &[&str] = &[
     // What a kernel pinned to an older nightly sees: no warning.
     "cargo +nightly-2025-05-20 check -p percpu -p percpu_alloc --target x86_64-unknown-none --config build.rustflags=[\"-Dwarnings\"]",
     // The crates as crates.io gets them: each packaged crate builds on its own.
-    "cargo package --allow-dirty -p percpu_macros -p percpu -p percpu_alloc",
+    "CARGO_PROFILE_DEV_DEBUG=0 cargo package --allow-dirty -p percpu_macros -p percpu -p percpu_alloc",
 ];
 
 /// The host steps, each split into words.

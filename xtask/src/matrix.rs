@@ -259,8 +259,8 @@ fn print_summary(rows: &[Row]) {
         .chain([4])
         .max()
         .unwrap_or(4);
-    // Columns: arch, label, seconds (8), result (4), separated by two spaces.
-    let label_width = WIDTH - arch_width - 2 - 2 - 8 - 2 - 4;
+    // Columns: arch, label, seconds (8), result (6), separated by two spaces.
+    let label_width = WIDTH - arch_width - 2 - 2 - 8 - 2 - 6;
     println!();
     println!(
         "{:arch_width$}  {:label_width$}  {:>8}  result",
@@ -288,7 +288,10 @@ fn print_summary(rows: &[Row]) {
     if !failed.is_empty() {
         println!("\nfailures:");
         for row in &failed {
-            println!("- {} {}: {}", row.arch, row.label, outcome(row));
+            let reason = outcome(row);
+            for line in wrap(&format!("- {} {}: {reason}", row.arch, row.label), WIDTH) {
+                println!("{line}");
+            }
         }
     }
     let seconds: f64 = rows.iter().map(|row| row.seconds).sum();

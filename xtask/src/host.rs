@@ -30,9 +30,9 @@ pub const STEPS: &[&str] = &[
     "cargo test --release -p percpu-workspace-tests --test hosted_cpus --test hosted_interrupts --test alloc_cpus",
     "cargo +nightly miri test -p percpu_alloc --lib",
     // Another host than x86_64 Linux: `sp-naive` (its tests and benchmarks) on aarch64 Linux under
-    // user-mode QEMU (the benchmarks once each, as `cargo test` runs them; no debug info: it halves the
-    // build).
-    "CARGO_PROFILE_DEV_DEBUG=0 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64 QEMU_LD_PREFIX=/usr/aarch64-linux-gnu cargo test --target aarch64-unknown-linux-gnu --features sp-naive --test sp_naive --benches",
+    // user-mode QEMU (the benchmarks once each, as `cargo test` runs them). No debug info for the
+    // target: a much shorter build, while the host's proc-macros and build scripts are reused.
+    "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS=-Cdebuginfo=0 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64 QEMU_LD_PREFIX=/usr/aarch64-linux-gnu cargo test --target aarch64-unknown-linux-gnu --features sp-naive --test sp_naive --benches",
     // Benchmarks are compiled, never timed, in CI (in `sp-naive` mode by the step above); instruction
     // counts are checked.
     "cargo bench --no-run",

@@ -40,48 +40,16 @@ const RUN: Run = Run {
     must_fail: false,
 };
 
-/// The QEMU matrix, in the order of each architecture's runs.
+/// The QEMU matrix, in the order of each architecture's runs: one line per configuration.
+#[rustfmt::skip]
 pub const RUNS: &[Run] = &[
-    Run {
-        name: "default",
-        smp: &[4, 1, 8],
-        ..RUN
-    },
-    Run {
-        name: "init-dynamic",
-        features: &["init-dynamic"],
-        ..RUN
-    },
-    Run {
-        name: "preempt",
-        features: &["preempt"],
-        ..RUN
-    },
-    Run {
-        name: "arm-el2 (runs at EL2)",
-        arches: &["aarch64"],
-        features: &["arm-el2"],
-        el2: true,
-        ..RUN
-    },
-    Run {
-        name: "default, entered at EL2",
-        arches: &["aarch64"],
-        el2: true,
-        ..RUN
-    },
-    Run {
-        name: "non-zero-vma",
-        arches: &["riscv64"],
-        features: &["non-zero-vma"],
-        ..RUN
-    },
-    Run {
-        name: "selftest-fail (must FAIL)",
-        features: &["selftest-fail"],
-        must_fail: true,
-        ..RUN
-    },
+    Run { name: "default", smp: &[4, 1, 8], ..RUN },
+    Run { name: "init-dynamic", features: &["init-dynamic"], ..RUN },
+    Run { name: "preempt", features: &["preempt"], ..RUN },
+    Run { name: "arm-el2 (runs at EL2)", arches: &["aarch64"], features: &["arm-el2"], el2: true, ..RUN },
+    Run { name: "default, entered at EL2", arches: &["aarch64"], el2: true, ..RUN },
+    Run { name: "non-zero-vma", arches: &["riscv64"], features: &["non-zero-vma"], ..RUN },
+    Run { name: "selftest-fail (must FAIL)", features: &["selftest-fail"], must_fail: true, ..RUN },
 ];
 
 /// What `cargo xtask test` runs: by default everything.

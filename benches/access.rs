@@ -1,5 +1,6 @@
 //! Host benchmarks: this repository's `percpu` against the usual alternatives to per-CPU data, on an
-//! x86_64 Linux host where this thread acts as CPU 0 (its `GS` base points at area 0).
+//! x86_64 Linux host where this thread acts as CPU 0 (its `GS` base points at area 0), or, with the
+//! `sp-naive` feature (the only mode on other hosts), as the only CPU.
 //!
 //! - groups `read_u64`, `write_u64`, `add_u64` (ns per operation, `BATCH` per iteration): a static
 //!   per-CPU `u64` (`percpu`), the same through `percpu::raw` with the VMA in a variable as a run-time

@@ -20,6 +20,9 @@
 //! printed and written to `criterion/memory_efficiency/mixed.txt` for `cargo xtask bench`.
 //!
 //! Independent of `benches/access.rs`: a binary of its own, with its own areas.
+//!
+//! With the `sp-naive` feature (any host; the only mode off x86_64 Linux), there is one CPU and no
+//! area: the same groups measure `percpu_alloc` in that mode, counting with one thread only.
 
 #[allow(dead_code)] // `benches/access.rs` uses the rest of it.
 mod shared;
@@ -39,6 +42,13 @@ use shared::{access_group, batched, CPUS};
 /// What users write without per-CPU allocation: one slot per CPU, each on its own cache line(s).
 #[repr(align(64))]
 struct CachePadded<T>(T);
+
+/// Whether per-CPU data are plain globals (one CPU) rather than reached through the hosted per-CPU
+/// register: the `sp-naive` feature, which the manifest turns on for every host but x86_64 Linux.
+const SP_NAIVE: bool = cfg!(any(
+    feature = "sp-naive",
+    not(all(target_arch = "x86_64", target_os = "linux"))
+));
 
 /// Increments per thread in one iteration of the counting benchmarks.
 const INCREMENTS: u64 = 100_000;
@@ -68,7 +78,8 @@ fn become_cpu0() {
     assert_eq!(handle.read_current(), 0);
     // SAFETY: CPU 0 is initialized, and this thread is CPU 0.
     let copy = unsafe { handle.current_ptr() } as usize;
-    assert!((base as usize..base as usize + layout.size() / CPUS).contains(&copy));
+    // (`sp-naive` has no areas: every object lives in a further chunk.)
+    assert!(SP_NAIVE || (base as usize..base as usize + layout.size() / CPUS).contains(&copy));
 }
 
 /// `read_u64`, `write_u64`, `add_u64`: a `PerCpu<u64>` used by reference, and this CPU's slot of a
@@ -116,6 +127,7 @@ fn access(c: &mut Criterion) {
 }
 
 /// The host CPUs this process may run on, to give each counting thread its own.
+#[cfg(target_os = "linux")]
 fn allowed_cpus() -> Vec<usize> {
     // SAFETY: `cpu_set_t` is plain data, filled in by `sched_getaffinity`.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -129,7 +141,14 @@ fn allowed_cpus() -> Vec<usize> {
         .collect()
 }
 
+/// The host CPUs to pin the counting threads to: none where affinity is Linux-specific.
+#[cfg(not(target_os = "linux"))]
+fn allowed_cpus() -> Vec<usize> {
+    Vec::new()
+}
+
 /// Pins the calling thread to host CPU `cpu` (best effort: an unpinned thread still runs).
+#[cfg(target_os = "linux")]
 fn pin_to(cpu: usize) {
     // SAFETY: as in `allowed_cpus`.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -139,9 +158,14 @@ fn pin_to(cpu: usize) {
     unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
 }
 
+/// Not called: `allowed_cpus` finds none to pin to.
+#[cfg(not(target_os = "linux"))]
+fn pin_to(_cpu: usize) {}
+
 /// Runs `iters × INCREMENTS` calls of `increment` on each of `threads` threads started together, thread
-/// `k` acting as per-CPU CPU `k + 1` (this thread, CPU 0, only waits) and pinned to its own host CPU
-/// when there are enough; returns the time from the start of all to the end of the last.
+/// `k` acting as per-CPU CPU `k + 1` (this thread, CPU 0, only waits; `sp-naive`: one thread, acting as
+/// the only CPU) and pinned to its own host CPU when there are enough; returns the time from the start
+/// of all to the end of the last.
 fn contend(
     threads: usize,
     iters: u64,
@@ -149,7 +173,7 @@ fn contend(
     increment: &(impl Fn() + Sync),
 ) -> Duration {
     assert!(
-        threads < CPUS,
+        threads < CPUS && (threads == 1 || !SP_NAIVE),
         "each counting thread needs a per-CPU area of its own"
     );
     let barrier = Barrier::new(threads + 1);
@@ -160,7 +184,7 @@ fn contend(
                 if host_cpus.len() >= threads {
                     pin_to(host_cpus[k]);
                 }
-                percpu::init_percpu_reg(k + 1);
+                percpu::init_percpu_reg(if SP_NAIVE { 0 } else { k + 1 });
                 barrier.wait();
                 for _ in 0..iters * INCREMENTS {
                     increment();
@@ -181,7 +205,12 @@ fn counting(c: &mut Criterion) {
     let counter = PerCpuCounter::new().expect("alloc");
     let atomic = AtomicU64::new(0);
     let mutex = Mutex::new(0u64);
-    for (threads, group) in [(1, "count_1_thread"), (2, "count_2_threads")] {
+    let groups: &[_] = if SP_NAIVE {
+        &[(1, "count_1_thread")]
+    } else {
+        &[(1, "count_1_thread"), (2, "count_2_threads")]
+    };
+    for &(threads, group) in groups {
         let mut group = c.benchmark_group(group);
         // ns per increment and thread: each thread does `INCREMENTS` per iteration.
         group.throughput(Throughput::Elements(INCREMENTS));

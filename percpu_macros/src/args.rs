@@ -1,6 +1,6 @@
 //! Arguments of `#[def_percpu(...)]`.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::quote;
 use syn::parse::{Parse, ParseStream};
 use syn::{Path, Token};
@@ -53,25 +53,17 @@ impl Parse for Args {
 }
 
 impl Args {
-    /// The path through which generated code reaches the runtime crate.
+    /// The path through which generated code reaches the runtime crate: `crate = path` if given;
+    /// else `crate` inside the runtime itself, and `percpu` elsewhere, resolved where the attribute
+    /// is used, as `percpu` 0.4 does: the dependency itself, or a `use` that names the crate `percpu`
+    /// (a renamed dependency, a re-export). Nothing reads `Cargo.toml`: the crate needs no TOML
+    /// parser (see the README, "What a kernel's build pulls in").
     pub fn runtime_path(&self) -> TokenStream {
-        if let Some(path) = &self.runtime {
-            return quote!(#path);
-        }
-        use proc_macro_crate::{crate_name, FoundCrate};
-        match crate_name("percpu") {
-            // Inside the runtime crate itself (its own per-CPU statics), but not in its doctests
-            // or examples, which are separate crates that depend on it.
-            Ok(FoundCrate::Itself)
-                if std::env::var("CARGO_CRATE_NAME").as_deref() == Ok("percpu") =>
-            {
-                quote!(crate)
-            }
-            Ok(FoundCrate::Name(name)) => {
-                let ident = syn::Ident::new(&name, Span::call_site());
-                quote!(::#ident)
-            }
-            _ => quote!(::percpu),
+        match &self.runtime {
+            Some(path) => quote!(#path),
+            // The runtime's own per-CPU statics (cargo names the crate being compiled).
+            None if std::env::var("CARGO_CRATE_NAME").as_deref() == Ok("percpu") => quote!(crate),
+            None => quote!(percpu),
         }
     }
 }

@@ -28,11 +28,13 @@ mod item;
 /// COUNTER.add_current(1); // one instruction on x86_64: `add gs:[COUNTER], 1`
 /// ```
 ///
-/// The optional argument `crate = path` names the `percpu` crate when it is reached through a
-/// re-export (`#[def_percpu(crate = my_kernel::percpu)]`). A renamed dependency is found from
-/// `Cargo.toml` without it. A type that is not `Send` gets a warning (its copy serves every task of
-/// its CPU in turn), which `#[def_percpu(allow_non_send)]` silences for values that never leave their
-/// CPU; the checked tier refuses such types.
+/// The generated code names the runtime `percpu`, resolved where the attribute is used (as with
+/// `percpu` 0.4): the dependency, or anything a `use` names `percpu`. The optional argument
+/// `crate = path` names it otherwise: a renamed dependency (`#[def_percpu(crate = per_cpu)]`) or a
+/// re-export (`#[def_percpu(crate = my_kernel::percpu)]`).
+/// A type that is not `Send` gets a warning (its copy serves every task of its CPU in turn), which
+/// `#[def_percpu(allow_non_send)]` silences for values that never leave their CPU; the checked tier
+/// refuses such types.
 ///
 /// See the documentation of the `percpu` crate for the generated methods.
 #[proc_macro_attribute]

@@ -48,14 +48,6 @@ impl Runtime {
             Runtime::Peer => "probe-peer",
         }
     }
-
-    /// The probe crate's library name.
-    fn lib(self) -> &'static str {
-        match self {
-            Runtime::Ours => "probe_ours",
-            Runtime::Peer => "probe_peer",
-        }
-    }
 }
 
 /// How the peer offers an operation.
@@ -301,12 +293,7 @@ type Counts = Vec<BTreeMap<&'static str, Count>>;
 
 /// Entry point: builds, counts, prints and writes the table, checks; `--bless` rewrites the
 /// expectations instead of checking against them.
-pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
-    let bless = match args {
-        [] => false,
-        [flag] if flag == "--bless" => true,
-        _ => return Err("usage: cargo xtask codegen [--bless]".into()),
-    };
+pub fn run(root: &Path, bless: bool) -> Result<(), String> {
     let objdump = llvm_objdump()?;
     let mut ours = Counts::new();
     let mut peer = Counts::new();
@@ -329,10 +316,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
 
     let expected_path = root.join("codegen/expected.toml");
-    let expected = Expected::parse(
-        &fs::read_to_string(&expected_path)
-            .map_err(|e| format!("cannot read {}: {e}", expected_path.display()))?,
-    )?;
+    let expected = fs::read_to_string(&expected_path)
+        .map_err(|e| format!("cannot read {}: {e}", expected_path.display()))
+        .and_then(|text| Expected::parse(&text))?;
     let mut report = Report::default();
     check_targets(&ours, &peer, &expected.waivers, &mut report);
     if bless {
@@ -413,7 +399,7 @@ fn count_runtime(
     }
     process::run(&mut cargo)?;
     let out_dir = target_dir.join(arch.target).join("release");
-    let rlib = out_dir.join(format!("lib{}.rlib", runtime.lib()));
+    let rlib = out_dir.join(format!("lib{}.rlib", runtime.dir().replace('-', "_")));
     let functions = disassemble(objdump, &[rlib])?;
 
     // The functions that the probes call, found in the probe crate itself or its dependencies.
@@ -694,19 +680,16 @@ fn check_expected(ours: &Counts, expected: &Expected, report: &mut Report) {
     for (index, arch) in ARCHES.iter().enumerate() {
         for probe in &PROBES {
             let count = ours[index][probe.symbol].total();
-            match expected
-                .counts
-                .get(&(arch.name.to_string(), probe.symbol.to_string()))
-            {
+            match expected.count(arch, probe) {
                 None => report.failures.push(format!(
                     "{} {}: no committed count; run `cargo xtask codegen --bless`",
                     arch.name, probe.symbol
                 )),
-                Some(&committed) if count > committed => report.failures.push(format!(
+                Some(committed) if count > committed => report.failures.push(format!(
                     "{} {}: {count} instructions, the committed count is {committed}",
                     arch.name, probe.symbol
                 )),
-                Some(&committed) if count < committed => report.notes.push(format!(
+                Some(committed) if count < committed => report.notes.push(format!(
                     "{} {}: {count} instructions, fewer than the committed {committed}: \
                      update with `cargo xtask codegen --bless`",
                     arch.name, probe.symbol
@@ -717,76 +700,47 @@ fn check_expected(ours: &Counts, expected: &Expected, report: &mut Report) {
     }
 }
 
-/// The committed expectations: `codegen/expected.toml`.
-///
-/// A small TOML subset: one `[architecture]` table of `probe = count`, and a `[waivers]` table of
-/// `"architecture.probe" = "reason"` (the cases where ours may be more instructions than the peer).
+/// The committed expectations: `codegen/expected.toml`, one `[architecture]` table of
+/// `probe = count`, and a `[waivers]` table of `"architecture.probe" = "reason"` (the cases where ours
+/// may be more instructions than the peer).
+#[derive(serde::Deserialize)]
 struct Expected {
-    /// `(architecture, probe)` → committed count.
-    counts: BTreeMap<(String, String), usize>,
     /// `architecture.probe` → why ours is more instructions than the peer there.
+    #[serde(default)]
     waivers: BTreeMap<String, String>,
+    /// Architecture → probe → committed count.
+    #[serde(flatten)]
+    counts: BTreeMap<String, BTreeMap<String, usize>>,
 }
 
 impl Expected {
     /// Parses the file.
-    fn parse<'a>(text: &'a str) -> Result<Self, String> {
-        let mut expected = Expected {
-            counts: BTreeMap::new(),
-            waivers: BTreeMap::new(),
-        };
-        let mut section = String::new();
-        for (number, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let error = || {
-                format!(
-                    "codegen/expected.toml:{}: cannot parse `{line}`",
-                    number + 1
-                )
-            };
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                section = name.trim().to_string();
-                continue;
-            }
-            let (key, value) = line.split_once('=').ok_or_else(error)?;
-            let (key, value) = (key.trim(), value.trim());
-            if section == "waivers" {
-                let unquote = |s: &'a str| s.strip_prefix('"')?.strip_suffix('"');
-                let (key, reason) = unquote(key).zip(unquote(value)).ok_or_else(error)?;
-                expected.waivers.insert(key.into(), reason.into());
-            } else {
-                let count = value.parse().map_err(|_| error())?;
-                expected
-                    .counts
-                    .insert((section.clone(), key.to_string()), count);
-            }
-        }
-        Ok(expected)
+    fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| format!("codegen/expected.toml: {e}"))
+    }
+
+    /// The committed count of `probe` on `arch`.
+    fn count(&self, arch: &Arch, probe: &Probe) -> Option<usize> {
+        self.counts.get(arch.name)?.get(probe.symbol).copied()
     }
 
     /// The expectations for `ours`, keeping the `needed` ones of the `old` waivers.
     fn from_counts(ours: &Counts, needed: &[String], old: &BTreeMap<String, String>) -> Self {
-        let counts = ARCHES
-            .iter()
-            .zip(ours)
-            .flat_map(|(arch, counts)| {
-                counts.iter().map(|(probe, count)| {
-                    ((arch.name.to_string(), probe.to_string()), count.total())
-                })
-            })
-            .collect();
-        let waivers = old
-            .iter()
-            .filter(|(key, _)| needed.contains(key))
-            .map(|(key, reason)| (key.clone(), reason.clone()))
-            .collect();
-        Expected { counts, waivers }
+        let counts = ARCHES.iter().zip(ours).map(|(arch, counts)| {
+            let counts = counts
+                .iter()
+                .map(|(probe, count)| (probe.to_string(), count.total()));
+            (arch.name.to_string(), counts.collect())
+        });
+        let mut waivers = old.clone();
+        waivers.retain(|key, _| needed.contains(key));
+        Expected {
+            counts: counts.collect(),
+            waivers,
+        }
     }
 
-    /// The file's text.
+    /// The file's text: comments, the counts in table order, the waivers.
     fn render(&self) -> String {
         let mut text = String::from(
             "# Committed instruction counts of `codegen/probe-ours` (final return excluded, out-of-line\n\
@@ -796,10 +750,7 @@ impl Expected {
         for arch in &ARCHES {
             let _ = write!(text, "\n[{}]\n", arch.name);
             for probe in &PROBES {
-                if let Some(count) = self
-                    .counts
-                    .get(&(arch.name.to_string(), probe.symbol.to_string()))
-                {
+                if let Some(count) = self.count(arch, probe) {
                     let _ = writeln!(text, "{} = {count}", probe.symbol);
                 }
             }
@@ -809,7 +760,13 @@ impl Expected {
              # `--bless` drops the waivers that no longer apply, and never adds one.\n[waivers]\n",
         );
         for (key, reason) in &self.waivers {
-            let _ = writeln!(text, "\"{key}\" = \"{reason}\"");
+            // TOML strings, quoted and escaped as TOML requires.
+            let _ = writeln!(
+                text,
+                "{} = {}",
+                toml::Value::from(key.as_str()),
+                toml::Value::from(reason.as_str())
+            );
         }
         text
     }
@@ -884,4 +841,35 @@ fn render_table(
         }
     }
     Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_expectations_read_and_write_back_unchanged() {
+        let text = include_str!("../../codegen/expected.toml");
+        let expected = Expected::parse(text).unwrap();
+        assert_eq!(
+            expected.count(&ARCHES[2], &PROBES[0]),
+            Some(1),
+            "x86_64 read_current_u8"
+        );
+        assert_eq!(expected.render(), text);
+    }
+
+    #[test]
+    fn waivers_are_written_as_toml_strings() {
+        let waivers = [("x86_64.p".to_string(), "a \"quoted\" \\ reason".to_string())].into();
+        let text = Expected {
+            waivers,
+            counts: BTreeMap::new(),
+        }
+        .render();
+        assert_eq!(
+            Expected::parse(&text).unwrap().waivers["x86_64.p"],
+            "a \"quoted\" \\ reason"
+        );
+    }
 }

@@ -1,5 +1,5 @@
-//! Installs what the kernel builds and QEMU runs need, only when missing: the
-//! Rust targets (through rustup) and QEMU (through apt, as root).
+//! Installs what the kernel builds, the QEMU runs and the host steps need, only when missing: Rust
+//! targets (rustup), QEMU and the cross tools (apt, as root), cargo-hack (`cargo install`).
 
 use std::fs;
 use std::path::Path;
@@ -14,8 +14,40 @@ const DEBIAN_SOURCES: &str = "/etc/apt/sources.list.d/debian.sources";
 /// The apt source this tool adds for the backports suite.
 const BACKPORTS_SOURCES: &str = "/etc/apt/sources.list.d/percpu-backports.sources";
 
-/// The Debian packages holding the four `qemu-system-*` programs.
+/// The Debian packages holding the four `qemu-system-*` programs (from backports: QEMU 7.2 cannot
+/// start the loongarch64 CPUs one by one).
 const QEMU_PACKAGES: [&str; 3] = ["qemu-system-x86", "qemu-system-arm", "qemu-system-misc"];
+
+/// A tool of `cargo xtask install`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Tool {
+    /// `cargo hack` (the feature-powerset check), built by `cargo install`.
+    CargoHack,
+    /// Running aarch64 Linux programs on this host: user-mode QEMU, a cross linker and C library
+    /// (Debian's `qemu-user`, `gcc-aarch64-linux-gnu`, `libc6-dev-arm64-cross`).
+    Aarch64LinuxUser,
+}
+
+impl Tool {
+    /// Installs the tool if missing.
+    pub fn ensure(self) -> Result<(), String> {
+        match self {
+            Tool::CargoHack if on_path("cargo-hack") => Ok(()),
+            Tool::CargoHack => {
+                run(Command::new("cargo").args(["install", "--locked", "cargo-hack"]))
+            }
+            Tool::Aarch64LinuxUser => ensure_apt(
+                &["qemu-aarch64", "aarch64-linux-gnu-gcc"],
+                &[
+                    "qemu-user",
+                    "gcc-aarch64-linux-gnu",
+                    "libc6-dev-arm64-cross",
+                ],
+                None,
+            ),
+        }
+    }
+}
 
 /// How the kernel of an architecture must be built.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -69,59 +101,69 @@ pub fn ensure_target(arch: &Arch) -> Result<Toolchain, String> {
     }
 }
 
-/// Makes sure the QEMU program of `arch` is installed: installs QEMU with apt
-/// when missing and running as root, or explains how to otherwise.
+/// Makes sure the QEMU program of `arch` is installed, from the backports suite.
 pub fn ensure_qemu(arch: &Arch) -> Result<(), String> {
     let program = arch.qemu_program();
     if on_path(&program) {
         return Ok(());
     }
-    let suite = backports_suite()?;
+    ensure_apt(&[&program], &QEMU_PACKAGES, Some(backports_suite()?))
+}
+
+/// Makes sure `programs` are installed: installs `packages` with apt (from `suite` if given) when one
+/// is missing and running as root, or explains how to otherwise.
+fn ensure_apt(programs: &[&str], packages: &[&str], suite: Option<Suite>) -> Result<(), String> {
+    let Some(missing) = programs.iter().find(|program| !on_path(program)) else {
+        return Ok(());
+    };
     if !is_root() {
         return Err(format!(
-            "{program} is missing; install QEMU as root with:\n{}",
-            manual_install(&suite)
+            "{missing} is missing; install it as root with:\n{}",
+            manual_install(packages, suite.as_ref())
         ));
     }
     eprintln!(
-        "xtask: {program} is missing: installing QEMU from {}",
-        suite.name
+        "xtask: {missing} is missing: installing {}",
+        packages.join(" ")
     );
-    if !backports_listed(&suite.name) {
+    if let Some(suite) = suite
+        .as_ref()
+        .filter(|suite| !backports_listed(&suite.name))
+    {
         fs::write(BACKPORTS_SOURCES, suite.deb822())
             .map_err(|e| format!("cannot write {BACKPORTS_SOURCES}: {e}"))?;
     }
     run(Command::new("apt-get").arg("update"))?;
     run(Command::new("apt-get")
-        .args(install_args(&suite.name))
+        .args(install_args(packages, suite.as_ref()))
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    if on_path(&program) {
-        Ok(())
-    } else {
-        Err(format!("{program} is still missing after installing QEMU"))
+    match programs.iter().find(|program| !on_path(program)) {
+        None => Ok(()),
+        Some(missing) => Err(format!("{missing} is still missing after installing it")),
     }
 }
 
-/// The `apt-get` arguments installing QEMU from the backports suite.
-fn install_args(suite: &str) -> Vec<String> {
-    let mut args = ["install", "-y", "--no-install-recommends", "-t", suite]
-        .map(String::from)
-        .to_vec();
-    args.extend(QEMU_PACKAGES.map(String::from));
-    args
+/// The `apt-get` arguments installing `packages` (from `suite`).
+fn install_args(packages: &[&str], suite: Option<&Suite>) -> Vec<String> {
+    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    if let Some(suite) = suite {
+        args.extend(["-t", &suite.name]);
+    }
+    args.extend(packages);
+    args.into_iter().map(String::from).collect()
 }
 
-/// The commands a root user runs to install QEMU like [`ensure_qemu`].
-fn manual_install(suite: &Suite) -> String {
+/// The commands a root user runs to install `packages` like [`ensure_apt`].
+fn manual_install(packages: &[&str], suite: Option<&Suite>) -> String {
     let mut commands = String::new();
-    if !backports_listed(&suite.name) {
+    if let Some(suite) = suite.filter(|suite| !backports_listed(&suite.name)) {
         let text = suite.deb822().replace('\n', "\\n");
         commands.push_str(&format!("  printf '{text}' > {BACKPORTS_SOURCES}\n"));
     }
     commands.push_str("  apt-get update\n");
     commands.push_str(&format!(
         "  apt-get {}",
-        install_args(&suite.name).join(" ")
+        install_args(packages, suite).join(" ")
     ));
     commands
 }
@@ -203,15 +245,9 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
-/// Whether this process runs as root.
+/// Whether this process runs as root (`/proc/self` belongs to the process's effective user).
 fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status.lines().any(|line| {
-            line.strip_prefix("Uid:")
-                .and_then(|ids| ids.split_whitespace().nth(1))
-                .is_some_and(|effective| effective == "0")
-        })
-    })
+    fs::metadata("/proc/self").is_ok_and(|meta| std::os::unix::fs::MetadataExt::uid(&meta) == 0)
 }
 
 #[cfg(test)]
@@ -253,7 +289,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
     #[test]
     fn manual_install_names_the_packages_and_the_suite() {
         let suite = parse_backports_suite(SOURCES).unwrap();
-        let commands = manual_install(&suite);
+        let commands = manual_install(&QEMU_PACKAGES, Some(&suite));
         assert!(commands.contains("apt-get update"));
         assert!(commands.contains(
             "apt-get install -y --no-install-recommends -t bookworm-backports \

@@ -1,17 +1,13 @@
-//! Build and test automation of the percpu workspace (`cargo xtask ...`).
+//! Build and test automation of the percpu workspace (`cargo xtask ...`; `--help` on each command).
 //!
-//! - `cargo xtask qemu [--arch ARCH] [--smp N] [--features A,B] [--release]`
-//!   builds the bare-metal test kernel (`tests/kernel`) for one architecture
-//!   and boots it under QEMU, showing its console: the demo of percpu in a
-//!   real (if tiny) SMP kernel.
-//! - `cargo xtask test` runs the host tests, then boots the kernel on every
-//!   architecture in every configuration, and prints a summary table.
-//! - `cargo xtask codegen [--bless]` counts the instructions of each per-CPU
-//!   operation against percpu 0.4 and checks them against the committed counts.
-//! - `cargo xtask bench [--no-run]` runs the host benchmarks and writes the
-//!   tables and plot the README shows.
+//! - `qemu`: builds the bare-metal test kernel (`tests/kernel`) for one architecture and boots it under
+//!   QEMU, showing its console: the demo of percpu in a real (if tiny) SMP kernel.
+//! - `test`: the host steps ([`host::STEPS`]), then the QEMU matrix ([`matrix::RUNS`]), and a summary.
+//! - `codegen`: instruction counts of each per-CPU operation against percpu 0.4, checked.
+//! - `bench`: the host benchmarks, and the tables and charts the README shows.
+//! - `install`: what the host steps need beyond rustup (run by `test` itself).
 //!
-//! Missing Rust targets and QEMU are installed on the way (QEMU only as root).
+//! Missing Rust targets, QEMU and the other tools are installed on the way (apt packages only as root).
 
 mod arches;
 mod bench;
@@ -23,62 +19,103 @@ mod matrix;
 mod process;
 mod qemu;
 
-use std::env;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use arches::{Arch, ARCHES};
+use arches::Arch;
+use clap::{Parser, Subcommand};
 use kernel::Build;
 
 /// Time limit of `cargo xtask qemu`.
 const QEMU_LIMIT: Duration = Duration::from_secs(120);
 
-/// CPUs the kernel supports (`-smp`).
-const SMP_RANGE: std::ops::RangeInclusive<usize> = 1..=8;
+/// The CPUs (`-smp`) the test kernel supports.
+pub const MAX_SMP: u16 = 8;
 
-const USAGE: &str = "\
-usage:
-  cargo xtask qemu [--arch ARCH] [--smp N] [--features A,B] [--release]
-      Build the test kernel and boot it under QEMU (default: riscv64, 4 CPUs).
-      ARCH: riscv64, aarch64, x86_64, loongarch64. N: 1 to 8.
-      Kernel features: init-dynamic, preempt, arm-el2 (aarch64, boots at EL2),
-      non-zero-vma, selftest-fail.
-  cargo xtask test
-      Run the host tests, then the kernel on every architecture in every
-      configuration; print a summary. Exits non-zero if anything failed.
-  cargo xtask codegen [--bless]
-      Count the instructions of each per-CPU operation on the four
-      architectures, ours and percpu 0.4 side by side (codegen/table.md), and
-      fail if one got more expensive than codegen/expected.toml allows.
-  cargo xtask bench [--no-run]
-      Run the host benchmarks, ours and percpu 0.4, and write
-      benches/results.md and benches/results.png.";
+#[derive(Parser)]
+#[command(
+    bin_name = "cargo xtask",
+    about = "Build, test and measure the percpu workspace"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the test kernel and boot it under QEMU, showing its console.
+    Qemu {
+        /// The architecture: riscv64, aarch64, x86_64 or loongarch64.
+        #[arg(long, default_value = "riscv64", value_parser = Arch::find)]
+        arch: &'static Arch,
+        /// The number of CPUs.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=MAX_SMP as i64))]
+        smp: u16,
+        /// Kernel features: init-dynamic, preempt, arm-el2 (aarch64, boots at EL2), non-zero-vma,
+        /// selftest-fail.
+        #[arg(long, value_delimiter = ',')]
+        features: Vec<String>,
+        /// An optimized kernel (debug assertions stay on).
+        #[arg(long)]
+        release: bool,
+    },
+    /// Run the host steps, then the kernel on every architecture in every configuration, and print a
+    /// summary; exits non-zero if anything failed (what CI runs).
+    Test(matrix::Selection),
+    /// Count the instructions of each per-CPU operation on the four architectures, ours and percpu
+    /// 0.4 side by side (codegen/table.md), and fail if one got more expensive than
+    /// codegen/expected.toml allows.
+    Codegen {
+        /// Rewrite codegen/expected.toml with the counts measured now.
+        #[arg(long)]
+        bless: bool,
+    },
+    /// Run the host benchmarks (ours in hosted and sp-naive mode, percpu 0.4, the usual alternatives)
+    /// and write benches/results.md and the charts.
+    Bench {
+        /// Only rewrite the tables and charts from the results of earlier runs.
+        #[arg(long)]
+        no_run: bool,
+        /// Options for criterion, after `--` (e.g. `-- --warm-up-time 1 --measurement-time 2`).
+        #[arg(last = true)]
+        criterion: Vec<String>,
+    },
+    /// Install tools the host steps need, when missing (apt packages as root).
+    Install {
+        /// What to install.
+        #[arg(required = true)]
+        tools: Vec<install::Tool>,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = env::args().skip(1).collect();
-    match run(&args) {
+    let result = match Cli::parse().command {
+        Command::Qemu {
+            arch,
+            smp,
+            features,
+            release,
+        } => qemu(arch, smp.into(), features, release),
+        Command::Test(selection) => Ok(matrix::test(&root(), &selection)),
+        Command::Codegen { bless } => codegen::run(&root(), bless).map(|()| true),
+        Command::Bench { no_run, criterion } => {
+            let criterion = (!no_run).then_some(criterion.as_slice());
+            bench::run(&root(), criterion).map(|()| true)
+        }
+        Command::Install { tools } => tools
+            .iter()
+            .try_for_each(|tool| tool.ensure())
+            .map(|()| true),
+    };
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(message) => {
             eprintln!("xtask: {message}");
             ExitCode::from(2)
         }
-    }
-}
-
-/// Runs the command in `args`; returns whether it succeeded.
-fn run(args: &[String]) -> Result<bool, String> {
-    match args.first().map(String::as_str) {
-        Some("qemu") => qemu(&Options::parse(&args[1..])?),
-        Some("test") if args.len() == 1 => Ok(matrix::test(&root())),
-        Some("codegen") => codegen::run(&root(), &args[1..]).map(|()| true),
-        Some("bench") => bench::run(&root(), &args[1..]).map(|()| true),
-        None | Some("help" | "-h" | "--help") => {
-            println!("{USAGE}");
-            Ok(true)
-        }
-        Some(_) => Err(format!("unexpected arguments: {}\n{USAGE}", args.join(" "))),
     }
 }
 
@@ -90,125 +127,96 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The options of `cargo xtask qemu`.
-struct Options {
+/// `cargo xtask qemu`: builds the kernel and boots it, streaming the console.
+fn qemu(
     arch: &'static Arch,
     smp: usize,
     features: Vec<String>,
     release: bool,
-}
-
-impl Options {
-    /// Parses `--arch A`, `--smp N`, `--features A,B` (also `--flag=value`)
-    /// and `--release`.
-    fn parse(args: &[String]) -> Result<Self, String> {
-        let mut options = Self {
-            arch: &ARCHES[0],
-            smp: 4,
-            features: Vec::new(),
-            release: false,
-        };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((flag, value)) => (flag, Some(value.to_string())),
-                None => (arg.as_str(), None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next().cloned())
-                    .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
-            };
-            match flag {
-                "--arch" => options.arch = Arch::find(&value()?)?,
-                "--smp" => {
-                    let smp = value()?;
-                    options.smp = smp
-                        .parse()
-                        .ok()
-                        .filter(|n| SMP_RANGE.contains(n))
-                        .ok_or_else(|| format!("--smp {smp}: expected 1 to 8"))?;
-                }
-                "--features" => options.features.extend(
-                    value()?
-                        .split([',', ' '])
-                        .filter(|f| !f.is_empty())
-                        .map(String::from),
-                ),
-                "--release" if inline.is_none() => options.release = true,
-                _ => return Err(format!("unexpected argument `{arg}`\n{USAGE}")),
-            }
-        }
-        Ok(options)
-    }
-}
-
-/// `cargo xtask qemu`: builds the kernel and boots it, streaming the console.
-fn qemu(options: &Options) -> Result<bool, String> {
-    let arch = options.arch;
+) -> Result<bool, String> {
     let toolchain = install::ensure_target(arch)?;
     install::ensure_qemu(arch)?;
+    let el2 = features.iter().any(|f| f == "arm-el2");
     let build = Build {
         arch,
-        features: options.features.clone(),
-        release: options.release,
+        features,
+        release,
     };
     let image = build.build(&root(), toolchain, false)?;
-    let el2 = options.features.iter().any(|f| f == "arm-el2");
-    let command = arch.qemu_command(options.smp, &image.to_string_lossy(), el2)?;
+    let command = arch.qemu_command(smp, &image.to_string_lossy(), el2)?;
     eprintln!("xtask: running `{}`", command.join(" "));
     let run = qemu::boot(&command, QEMU_LIMIT, true)?;
-    match run.verdict(arch) {
-        Ok(()) => {
-            eprintln!(
-                "xtask: {} kernel PASSED on {} cpus ({:.2} s)",
-                arch.name,
-                options.smp,
-                run.elapsed.as_secs_f64()
-            );
-            Ok(true)
-        }
-        Err(reason) => {
-            eprintln!("xtask: {} kernel FAILED: {reason}", arch.name);
-            Ok(false)
-        }
+    let verdict = run.verdict(arch);
+    match &verdict {
+        Ok(()) => eprintln!(
+            "xtask: {} kernel PASSED on {smp} cpus ({:.2} s)",
+            arch.name,
+            run.elapsed.as_secs_f64()
+        ),
+        Err(reason) => eprintln!("xtask: {} kernel FAILED: {reason}", arch.name),
     }
+    Ok(verdict.is_ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
-    fn parse(args: &str) -> Result<Options, String> {
-        let args: Vec<String> = args.split_whitespace().map(String::from).collect();
-        Options::parse(&args)
+    fn parse(args: &str) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(["cargo xtask"].into_iter().chain(args.split_whitespace()))
+            .map(|cli| cli.command)
     }
 
     #[test]
-    fn defaults_to_the_riscv64_demo() {
-        let options = parse("").unwrap();
-        assert_eq!((options.arch.name, options.smp), ("riscv64", 4));
-        assert!(options.features.is_empty() && !options.release);
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
-    fn parses_every_option() {
-        let options = parse("--arch=aarch64 --smp 8 --features arm-el2,preempt --release").unwrap();
-        assert_eq!((options.arch.name, options.smp), ("aarch64", 8));
-        assert_eq!(options.features, ["arm-el2", "preempt"]);
-        assert!(options.release);
+    fn qemu_defaults_to_the_riscv64_demo() {
+        let Ok(Command::Qemu {
+            arch,
+            smp,
+            features,
+            release,
+        }) = parse("qemu")
+        else {
+            panic!("qemu parses");
+        };
+        assert_eq!((arch.name, smp), ("riscv64", 4));
+        assert!(features.is_empty() && !release);
+    }
+
+    #[test]
+    fn qemu_parses_every_option() {
+        let parsed = parse("qemu --arch=aarch64 --smp 8 --features arm-el2,preempt --release");
+        let Ok(Command::Qemu {
+            arch,
+            smp,
+            features,
+            release,
+        }) = parsed
+        else {
+            panic!("qemu parses");
+        };
+        assert_eq!((arch.name, smp), ("aarch64", 8));
+        assert_eq!(features, ["arm-el2", "preempt"]);
+        assert!(release);
     }
 
     #[test]
     fn rejects_bad_options() {
         for args in [
-            "--arch mips",
-            "--smp 9",
-            "--smp 0",
-            "--smp",
-            "--release=1",
-            "--frob",
+            "qemu --arch mips",
+            "qemu --smp 9",
+            "qemu --smp 0",
+            "qemu --smp",
+            "qemu --release=1",
+            "qemu --frob",
+            "codegen --bless=no",
+            "install",
+            "frob",
         ] {
             assert!(parse(args).is_err(), "{args}");
         }

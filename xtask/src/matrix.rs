@@ -1,5 +1,5 @@
-//! `cargo xtask test`: the host tests, then the QEMU matrix (every
-//! architecture in every configuration), then a summary table.
+//! `cargo xtask test`: the host steps, then the QEMU matrix (every architecture in every
+//! configuration), then a summary table that fits a 100-column terminal.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,127 +8,144 @@ use std::time::{Duration, Instant};
 
 use crate::arches::{Arch, ARCHES};
 use crate::kernel::Build;
-use crate::process::{describe, run};
+use crate::process::run;
 use crate::{host, install, qemu};
 
 /// Time limit of one QEMU run: the kernel takes about a second.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 
-/// One QEMU run of the matrix.
-struct Config {
-    arch: &'static Arch,
+/// One line of the matrix: a kernel configuration, booted on each of `arches` with each CPU count.
+pub struct Run {
     /// What the run checks, for the summary.
-    name: &'static str,
+    pub name: &'static str,
+    /// The architectures it runs on; empty: all of them.
+    pub arches: &'static [&'static str],
     /// Kernel features.
-    features: &'static [&'static str],
-    /// CPUs (`-smp`).
-    smp: usize,
+    pub features: &'static [&'static str],
+    /// CPU counts (`-smp`), one QEMU run each.
+    pub smp: &'static [usize],
     /// Boot at EL2 (aarch64 `virtualization=on`).
-    el2: bool,
-    /// The kernel must report a failure (`selftest-fail`).
-    must_fail: bool,
+    pub el2: bool,
+    /// The kernel must report a failure (`selftest-fail`), and the run is judged by that.
+    pub must_fail: bool,
 }
 
-/// The QEMU runs, grouped by architecture.
-fn configs() -> Vec<Config> {
-    let mut configs = Vec::new();
-    for arch in &ARCHES {
-        let config = |name, features, smp| Config {
-            arch,
-            name,
-            features,
-            smp,
-            el2: false,
-            must_fail: false,
-        };
-        configs.push(config("default", &[], 4));
-        configs.push(config("default", &[], 1));
-        configs.push(config("default", &[], 8));
-        configs.push(config("init-dynamic", &["init-dynamic"], 4));
-        configs.push(config("preempt", &["preempt"], 4));
-        match arch.name {
-            "aarch64" => {
-                configs.push(Config {
-                    el2: true,
-                    ..config("arm-el2 (runs at EL2)", &["arm-el2"], 4)
-                });
-                configs.push(Config {
-                    el2: true,
-                    ..config("default, entered at EL2", &[], 4)
-                });
-                configs.push(config(
-                    "large-template (over 64 KiB)",
-                    &["large-template"],
-                    4,
-                ));
-            }
-            "riscv64" => configs.push(config("non-zero-vma", &["non-zero-vma"], 4)),
-            _ => {}
-        }
-        configs.push(Config {
-            must_fail: true,
-            ..config("selftest-fail (must FAIL)", &["selftest-fail"], 4)
-        });
+/// A run of the default kernel configuration: all architectures, 4 CPUs, at EL1.
+const RUN: Run = Run {
+    name: "",
+    arches: &[],
+    features: &[],
+    smp: &[4],
+    el2: false,
+    must_fail: false,
+};
+
+/// The QEMU matrix, in the order of each architecture's runs: one line per configuration.
+#[rustfmt::skip]
+pub const RUNS: &[Run] = &[
+    Run { name: "default", smp: &[4, 1, 8], ..RUN },
+    Run { name: "init-dynamic", features: &["init-dynamic"], ..RUN },
+    Run { name: "preempt", features: &["preempt"], ..RUN },
+    Run { name: "arm-el2 (runs at EL2)", arches: &["aarch64"], features: &["arm-el2"], el2: true, ..RUN },
+    Run { name: "default, entered at EL2", arches: &["aarch64"], el2: true, ..RUN },
+    Run { name: "large-template (over 64 KiB)", arches: &["aarch64"], features: &["large-template"], ..RUN },
+    Run { name: "non-zero-vma", arches: &["riscv64"], features: &["non-zero-vma"], ..RUN },
+    Run { name: "selftest-fail (must FAIL)", features: &["selftest-fail"], must_fail: true, ..RUN },
+];
+
+/// What `cargo xtask test` runs: by default everything.
+#[derive(clap::Args)]
+pub struct Selection {
+    /// Only the host steps.
+    #[arg(long, conflicts_with = "qemu")]
+    host: bool,
+    /// Only the QEMU runs.
+    #[arg(long)]
+    qemu: bool,
+    /// List what would run, without running it.
+    #[arg(long)]
+    list: bool,
+    /// Only the steps and runs whose label contains one of these (a step's label is its command
+    /// line, a run's `ARCH CONFIGURATION smp N`), e.g. `miri`, `clippy`, `aarch64`.
+    filters: Vec<String>,
+}
+
+impl Selection {
+    /// Whether the step or run labelled `label` of the host (`host`) or QEMU part is selected.
+    fn selects(&self, host: bool, label: &str) -> bool {
+        let part = if host { !self.qemu } else { !self.host };
+        part && (self.filters.is_empty() || self.filters.iter().any(|f| label.contains(f.as_str())))
     }
-    configs
 }
 
 /// One line of the summary.
 struct Row {
+    /// `host`, or the architecture.
     arch: String,
-    config: String,
-    smp: String,
+    /// The host step's command, or the run's configuration and CPU count.
+    label: String,
     /// `Ok(note)` or `Err(reason)`.
     result: Result<String, String>,
     seconds: f64,
 }
 
-impl Row {
-    /// The result as shown to the user.
-    fn outcome(&self) -> String {
-        match &self.result {
-            Ok(note) if note.is_empty() => "PASS".to_string(),
-            Ok(note) => format!("PASS {note}"),
-            Err(reason) => format!("FAIL: {reason}"),
-        }
+/// Runs the selection; returns whether all passed.
+pub fn test(root: &Path, selection: &Selection) -> bool {
+    let steps: Vec<Vec<String>> = host::steps()
+        .into_iter()
+        .filter(|step| selection.selects(true, &step.join(" ")))
+        .collect();
+    let runs: Vec<(&Arch, &Run, usize)> = ARCHES
+        .iter()
+        .flat_map(|arch| RUNS.iter().map(move |run| (arch, run)))
+        .filter(|(arch, run)| run.arches.is_empty() || run.arches.contains(&arch.name))
+        .flat_map(|(arch, run)| run.smp.iter().map(move |&smp| (arch, run, smp)))
+        .filter(|(arch, run, smp)| selection.selects(false, &run_label(arch, run, *smp)))
+        .collect();
+    if selection.list {
+        steps
+            .iter()
+            .for_each(|step| println!("host  {}", step.join(" ")));
+        runs.iter()
+            .for_each(|(arch, run, smp)| println!("qemu  {}", run_label(arch, run, *smp)));
+        return true;
     }
-}
-
-/// Runs everything; returns whether all passed.
-pub fn test(root: &Path) -> bool {
-    let mut rows = host_tests(root);
-    rows.extend(qemu_matrix(root));
-    print_summary(&rows);
+    let start = Instant::now();
+    let mut rows: Vec<Row> = steps.iter().map(|step| host_step(root, step)).collect();
+    rows.extend(qemu_matrix(root, &runs));
+    print_summary(&rows, start.elapsed());
     rows.iter().all(|row| row.result.is_ok())
 }
 
-/// Runs the host steps of [`host::steps`].
-fn host_tests(root: &Path) -> Vec<Row> {
-    host::steps()
-        .into_iter()
-        .map(|words| {
-            let mut command = Command::new(&words[0]);
-            command.args(&words[1..]).current_dir(root);
-            let start = Instant::now();
-            let result = run(&mut command).map(|()| String::new());
-            Row {
-                arch: "host".to_string(),
-                config: describe(&command),
-                smp: String::new(),
-                result,
-                seconds: start.elapsed().as_secs_f64(),
-            }
-        })
-        .collect()
+/// The label of a QEMU run, which the filters match.
+fn run_label(arch: &Arch, run: &Run, smp: usize) -> String {
+    format!("{} {} smp {smp}", arch.name, run.name)
 }
 
-/// Builds each (architecture, features) once and runs every configuration.
-fn qemu_matrix(root: &Path) -> Vec<Row> {
+/// Runs one host step: `VAR=value` words first set the environment, then a program and its arguments.
+fn host_step(root: &Path, step: &[String]) -> Row {
+    let start = Instant::now();
+    let assignments = step.iter().take_while(|word| word.contains('=')).count();
+    let mut command = Command::new(&step[assignments]);
+    command.args(&step[assignments + 1..]).current_dir(root);
+    for word in &step[..assignments] {
+        let (name, value) = word.split_once('=').expect("an assignment");
+        command.env(name, value);
+    }
+    Row {
+        arch: "host".to_string(),
+        label: step.join(" "),
+        result: run(&mut command).map(|()| String::new()),
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// Builds each (architecture, features) once and boots every selected run.
+fn qemu_matrix(root: &Path, runs: &[(&'static Arch, &Run, usize)]) -> Vec<Row> {
     let mut images: HashMap<String, Result<PathBuf, String>> = HashMap::new();
-    let mut rows = Vec::new();
     let mut setup = HashMap::new();
-    for config in configs() {
-        let arch = config.arch;
+    let mut rows = Vec::new();
+    for &(arch, run, smp) in runs {
         let ready = setup
             .entry(arch.name)
             .or_insert_with(|| {
@@ -139,15 +156,14 @@ fn qemu_matrix(root: &Path) -> Vec<Row> {
             .clone();
         let build = Build {
             arch,
-            features: config.features.iter().map(|f| f.to_string()).collect(),
+            features: run.features.iter().map(|f| f.to_string()).collect(),
             release: true,
         };
         let image = images
             .entry(build.label())
             .or_insert_with(|| {
-                let toolchain = ready?;
                 let start = Instant::now();
-                let image = build.build(root, toolchain, true);
+                let image = ready.and_then(|toolchain| build.build(root, toolchain, true));
                 let outcome = if image.is_ok() {
                     "built"
                 } else {
@@ -158,25 +174,18 @@ fn qemu_matrix(root: &Path) -> Vec<Row> {
                 image
             })
             .clone();
-        let row = run_config(&config, image);
-        eprintln!(
-            "xtask: {} {} smp {}: {}",
-            arch.name,
-            config.name,
-            config.smp,
-            row.outcome()
-        );
+        let row = boot(arch, run, smp, image);
+        eprintln!("xtask: {}: {}", run_label(arch, run, smp), outcome(&row));
         rows.push(row);
     }
     rows
 }
 
-/// Boots one configuration of the matrix and judges it.
-fn run_config(config: &Config, image: Result<PathBuf, String>) -> Row {
-    let arch = config.arch;
+/// Boots one run of the matrix and judges it: QEMU's exit status and the kernel's marker line.
+fn boot(arch: &Arch, config: &Run, smp: usize, image: Result<PathBuf, String>) -> Row {
     let mut seconds = 0.0;
     let result = image.and_then(|image| {
-        let command = arch.qemu_command(config.smp, &image.to_string_lossy(), config.el2)?;
+        let command = arch.qemu_command(smp, &image.to_string_lossy(), config.el2)?;
         let run = qemu::boot(&command, RUN_LIMIT, false)?;
         seconds = run.elapsed.as_secs_f64();
         let verdict = if config.must_fail {
@@ -194,45 +203,162 @@ fn run_config(config: &Config, image: Result<PathBuf, String>) -> Row {
     });
     Row {
         arch: arch.name.to_string(),
-        config: config.name.to_string(),
-        smp: config.smp.to_string(),
+        label: format!("{} (smp {smp})", config.name),
         result,
         seconds,
     }
 }
 
-/// Prints the summary table and the overall result.
-fn print_summary(rows: &[Row]) {
-    let width = |column: &dyn Fn(&Row) -> String, title: &str| {
-        rows.iter()
-            .map(|row| column(row).len())
-            .chain([title.len()])
-            .max()
-            .unwrap_or(0)
-    };
-    let arch_width = width(&|row| row.arch.clone(), "arch");
-    let config_width = width(&|row| row.config.clone(), "configuration");
+/// The result of a row as the progress messages show it.
+fn outcome(row: &Row) -> String {
+    match &row.result {
+        Ok(note) if note.is_empty() => "PASS".to_string(),
+        Ok(note) => format!("PASS {note}"),
+        Err(reason) => format!("FAIL: {reason}"),
+    }
+}
+
+/// The width of the summary table: a 100-column terminal.
+const WIDTH: usize = 100;
+
+/// Prints the summary table (long labels wrapped), the failures' reasons, and the overall result.
+fn print_summary(rows: &[Row], elapsed: Duration) {
+    let arch_width = rows
+        .iter()
+        .map(|row| row.arch.len())
+        .chain([4])
+        .max()
+        .unwrap_or(4);
+    // Columns: arch, label, seconds (8), result (6), separated by two spaces.
+    let label_width = WIDTH - arch_width - 2 - 2 - 8 - 2 - 6;
     println!();
     println!(
-        "{:arch_width$}  {:config_width$}  smp  seconds  result",
-        "arch", "configuration"
+        "{:arch_width$}  {:label_width$}  {:>8}  result",
+        "arch", "step or configuration", "seconds"
     );
     for row in rows {
+        let verdict = if row.result.is_ok() { "PASS" } else { "FAIL" };
+        let lines = wrap(&row.label, label_width);
+        for (index, line) in lines.iter().enumerate() {
+            if index + 1 < lines.len() {
+                println!(
+                    "{:arch_width$}  {line}",
+                    if index == 0 { &row.arch } else { "" }
+                );
+            } else {
+                let arch = if index == 0 { row.arch.as_str() } else { "" };
+                println!(
+                    "{arch:arch_width$}  {line:label_width$}  {:>8.2}  {verdict}",
+                    row.seconds
+                );
+            }
+        }
+    }
+    let failed: Vec<&Row> = rows.iter().filter(|row| row.result.is_err()).collect();
+    if !failed.is_empty() {
+        println!("\nfailures:");
+        for row in &failed {
+            let reason = outcome(row);
+            for line in wrap(&format!("- {} {}: {reason}", row.arch, row.label), WIDTH) {
+                println!("{line}");
+            }
+        }
+    }
+    let seconds = elapsed.as_secs_f64();
+    println!();
+    println!(
+        "{} passed, {} failed",
+        rows.len() - failed.len(),
+        failed.len()
+    );
+    if failed.is_empty() {
         println!(
-            "{:arch_width$}  {:config_width$}  {:>3}  {:>7.2}  {}",
-            row.arch,
-            row.config,
-            row.smp,
-            row.seconds,
-            row.outcome()
+            "xtask test: all {} steps and runs passed ({seconds:.0} s)",
+            rows.len()
+        );
+    } else {
+        println!(
+            "xtask test: {} of {} steps and runs FAILED",
+            failed.len(),
+            rows.len()
         );
     }
-    let failed = rows.iter().filter(|row| row.result.is_err()).count();
-    println!();
-    println!("{} passed, {failed} failed", rows.len() - failed);
-    if failed == 0 {
-        println!("xtask test: all {} runs passed", rows.len());
-    } else {
-        println!("xtask test: {failed} of {} runs FAILED", rows.len());
+}
+
+/// `text` cut into lines of at most `width` characters at spaces (a longer word stays whole), the
+/// continuation lines indented by two.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split(' ') {
+        let line = lines.last_mut().expect("one line at least");
+        if !line.trim().is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(format!("  {word}"));
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_labels_wrap_at_spaces() {
+        let label = "cargo clippy -p percpu-workspace-tests --features sp-naive --test sp_naive -- -D warnings";
+        let lines = wrap(label, 40);
+        assert!(lines.iter().all(|line| line.len() <= 40), "{lines:?}");
+        assert_eq!(
+            lines
+                .join(" ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+            label
+        );
+        assert_eq!(wrap("short", 40), ["short"]);
+    }
+
+    #[test]
+    fn every_run_names_known_architectures_and_cpu_counts() {
+        for run in RUNS {
+            assert!(
+                run.arches.iter().all(|name| Arch::find(name).is_ok()),
+                "{}",
+                run.name
+            );
+            assert!(!run.smp.is_empty(), "{}", run.name);
+            assert!(run
+                .smp
+                .iter()
+                .all(|&smp| (1..=usize::from(crate::MAX_SMP)).contains(&smp)));
+            assert!(!run.el2 || run.arches == ["aarch64"], "{}", run.name);
+        }
+    }
+
+    #[test]
+    fn a_selection_filters_by_part_and_label() {
+        let select = |args: &[&str]| {
+            use clap::Parser;
+            #[derive(Parser)]
+            struct Test {
+                #[command(flatten)]
+                selection: Selection,
+            }
+            Test::parse_from(["test"].iter().chain(args)).selection
+        };
+        let all = select(&[]);
+        assert!(all.selects(true, "cargo fmt") && all.selects(false, "x86_64 default smp 4"));
+        let host = select(&["--host", "miri", "fmt"]);
+        assert!(
+            host.selects(true, "cargo fmt --all") && host.selects(true, "cargo +nightly miri test")
+        );
+        assert!(!host.selects(true, "cargo clippy") && !host.selects(false, "x86_64 fmt smp 4"));
+        let qemu = select(&["--qemu", "aarch64"]);
+        assert!(qemu.selects(false, "aarch64 preempt smp 4") && !qemu.selects(true, "aarch64"));
     }
 }

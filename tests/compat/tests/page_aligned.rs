@@ -8,7 +8,8 @@ struct Page {
     bytes: [u8; 4096],
 }
 
-#[def_percpu]
+// A renamed dependency names itself, as with serde's `crate = ...`.
+#[def_percpu(crate = per_cpu)]
 static PAGE: Page = Page { bytes: [7; 4096] };
 
 #[test]

@@ -26,7 +26,7 @@ pub fn qemu_args(smp: usize, kernel: &str) -> Vec<String> {
             "-bios",
             "default",
             "-m",
-            "128M",
+            "256M",
         ],
         smp,
         &[],

@@ -23,10 +23,15 @@ const TOTAL_ROUNDS: usize = 800_000;
 
 /// With a timer, the CPU goes on in chunks of a tenth of its rounds until it
 /// took [`MIN_TICKS`] ticks ([`MIN_TICKS_MANY`] with more than
-/// [`crate::suite::VERBOSE_CPUS`] CPUs) or did 100 times its rounds, so that
-/// plenty of interrupts land in the middle of the read-modify-writes.
+/// [`crate::suite::VERBOSE_CPUS`] CPUs), so that plenty of interrupts land in
+/// the middle of the read-modify-writes; or, once it took one, until
+/// [`TICK_WAIT_PERIODS`] timer periods passed; or, if it took none, until
+/// [`FIRST_TICK_LIMIT_NS`] passed. (QEMU raises the timer interrupts from one
+/// host thread, which a loaded host may not run for a while.)
 const MIN_TICKS: usize = 20;
 const MIN_TICKS_MANY: usize = 2;
+const TICK_WAIT_PERIODS: u64 = 200;
+const FIRST_TICK_LIMIT_NS: u64 = 20_000_000_000;
 
 /// How much work [`with_timer`] does on each CPU, given the CPU count.
 struct Work {
@@ -36,8 +41,6 @@ struct Work {
     chunk: u64,
     /// Ticks wanted.
     ticks: usize,
-    /// The most rounds done while waiting for ticks.
-    max_rounds: u64,
 }
 
 impl Work {
@@ -49,7 +52,6 @@ impl Work {
             rounds,
             chunk: rounds / 10,
             ticks: if many { MIN_TICKS_MANY } else { MIN_TICKS },
-            max_rounds: 100 * rounds,
         }
     }
 }
@@ -126,17 +128,25 @@ impl fmt::Display for Timed {
 
 /// Runs `work(n)`, which does `n` rounds of work, on CPU `cpu` with its timer
 /// interrupt on, while all CPUs of the suite do the same: the rounds of
-/// [`Work::for_cpus`], then a chunk at a time until enough ticks landed or
-/// the most rounds were done. Checks that the timer, if there is one,
+/// [`Work::for_cpus`], then a chunk at a time until enough ticks landed (or
+/// the time limits above passed). Checks that the timer, if there is one,
 /// interrupted the work.
 pub fn with_timer(cpu: usize, mut work: impl FnMut(u64)) -> Timed {
     let plan = Work::for_cpus(crate::suite::running_cpus());
     let ticks_before = TICKS.read_current();
     let ticks = || TICKS.read_current() - ticks_before;
+    let start = arch::clock_ns();
+    let more_ticks_wanted = |ticks: usize| {
+        let waited = arch::clock_ns().wrapping_sub(start);
+        match ticks {
+            0 => waited < FIRST_TICK_LIMIT_NS,
+            _ => ticks < plan.ticks && waited / arch::tick_period_ns() < TICK_WAIT_PERIODS,
+        }
+    };
     let timer = arch::timer_start();
     work(plan.rounds);
     let mut rounds = plan.rounds;
-    while timer && ticks() < plan.ticks && rounds < plan.max_rounds {
+    while timer && more_ticks_wanted(ticks()) {
         work(plan.chunk);
         rounds += plan.chunk;
     }

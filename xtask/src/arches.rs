@@ -11,6 +11,8 @@ mod loongarch64_qemu;
 mod qemu_common;
 #[path = "../../tests/kernel/src/arch/riscv64_qemu.rs"]
 mod riscv64_qemu;
+
+pub use riscv64_qemu::MANY_HARTS_FIRMWARE as RISCV64_MANY_HARTS_FIRMWARE;
 #[path = "../../tests/kernel/src/arch/x86_64_qemu.rs"]
 mod x86_64_qemu;
 

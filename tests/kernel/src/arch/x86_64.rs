@@ -101,6 +101,8 @@ const CPUID_1_ECX_X2APIC: u32 = 1 << 21;
 const LAPIC_ID: usize = 0x20;
 const LAPIC_TPR: usize = 0x80;
 const LAPIC_EOI: usize = 0xb0;
+/// The first of the eight interrupt request registers (32 vectors each).
+const LAPIC_IRR: usize = 0x200;
 const LAPIC_SVR: usize = 0xf0;
 const LAPIC_ICR_LOW: usize = 0x300;
 const LAPIC_ICR_HIGH: usize = 0x310;
@@ -973,11 +975,23 @@ pub fn timer_start() -> bool {
 }
 
 /// Disables interrupts on the calling CPU and stops its local APIC timer.
+///
+/// A tick that fired before the timer was masked can still be pending in the
+/// APIC: it is taken here, while the caller still counts ticks, rather than
+/// when [`wait_for_wake`] enables interrupts later.
 pub fn timer_stop() {
     // SAFETY: disabling interrupts has no other effect.
     unsafe { asm!("cli", options(nostack)) };
     lapic_write(LAPIC_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
     lapic_write(LAPIC_TIMER_INITIAL_COUNT, 0);
+    let irr = LAPIC_IRR + 0x10 * usize::from(TIMER_VECTOR / 32);
+    let pending = 1 << (TIMER_VECTOR % 32);
+    while lapic_read(irr) & pending != 0 {
+        // SAFETY: interrupts are enabled for one instruction after `sti`'s
+        // shadow, which lets the pending tick in; its handler preserves all
+        // registers.
+        unsafe { asm!("sti", "nop", "cli", options(nostack)) };
+    }
 }
 
 /// Called by the wake-up IPI stub with interrupts disabled: acknowledges it.

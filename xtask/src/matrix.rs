@@ -44,6 +44,7 @@ fn configs() -> Vec<Config> {
         configs.push(config("default", &[], 4));
         configs.push(config("default", &[], 1));
         configs.push(config("default", &[], 8));
+        configs.push(config("many cpus", &[], 64));
         configs.push(config("init-dynamic", &["init-dynamic"], 4));
         configs.push(config("preempt", &["preempt"], 4));
         match arch.name {
@@ -56,8 +57,16 @@ fn configs() -> Vec<Config> {
                     el2: true,
                     ..config("default, entered at EL2", &[], 4)
                 });
+                configs.push(Config {
+                    must_fail: true,
+                    ..config("selftest-lose-cpu (must FAIL)", &["selftest-lose-cpu"], 64)
+                });
             }
-            "riscv64" => configs.push(config("non-zero-vma", &["non-zero-vma"], 4)),
+            "riscv64" => {
+                configs.push(config("non-zero-vma", &["non-zero-vma"], 4));
+                configs.push(config("most cpus (OpenSBI 1.1)", &[], 128));
+            }
+            "loongarch64" => configs.push(config("most cpus (virt machine)", &[], 256)),
             _ => {}
         }
         configs.push(Config {

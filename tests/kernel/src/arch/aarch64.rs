@@ -380,8 +380,8 @@ pub fn start_secondary_cpus(max_cpus: usize) -> usize {
     let cluster = cluster_size();
     let boot_index = ((mpidr >> 8) & 0xff) as usize * cluster + (mpidr & 0xff) as usize;
     let entry = _secondary_start as *const () as u64;
-    smp::start_cpus_by_index("MPIDR index", boot_index, max_cpus, |index, cpu| {
-        let target = ((index / cluster) << 8 | index % cluster) as u64;
+    smp::start_cpus_by_index("QEMU cpu", boot_index, max_cpus, |index, cpu| {
+        let target = (((index / cluster) << 8) | (index % cluster)) as u64;
         match psci_call(PSCI_CPU_ON, [target, entry, cpu as u64]) {
             0 => Ok(()),
             error => Err(error as isize),

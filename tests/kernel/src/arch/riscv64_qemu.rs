@@ -6,11 +6,11 @@
 //! the status the kernel chose.
 //!
 //! The firmware is QEMU's own (`-bios default`) up to
-//! [`BUNDLED_OPENSBI_HARTS`] harts. That OpenSBI (1.5.1 with Debian's QEMU
+//! `BUNDLED_OPENSBI_HARTS` harts. That OpenSBI (1.5.1 with Debian's QEMU
 //! 10) hangs the harts it starts beyond about 35: its heap, sized by the
 //! hart count, runs out of room for the per-hart TLB request queues, whose
 //! size also grows with the hart count. Runs with more harts boot OpenSBI 1.1
-//! ([`MANY_HARTS_FIRMWARE`]), whose per-hart data has a fixed size; it boots
+//! (`MANY_HARTS_FIRMWARE`), whose per-hart data has a fixed size; it boots
 //! at most 128 harts.
 
 // The host-side includer provides `qemu_common.rs` as `super::qemu_common`.
@@ -24,11 +24,13 @@ pub const QEMU_PASS_STATUS: i32 = 0;
 pub const QEMU_FAIL_STATUS: i32 = 1;
 
 /// The most harts booted with QEMU's own OpenSBI.
+#[cfg(not(target_os = "none"))]
 pub const BUNDLED_OPENSBI_HARTS: usize = 32;
 
 /// The firmware of runs with more harts: `fw_dynamic.bin` of OpenSBI 1.1
 /// (Debian bookworm's package `opensbi` 1.1-2), which `cargo xtask` puts
 /// under this name next to the kernel image.
+#[cfg(not(target_os = "none"))]
 pub const MANY_HARTS_FIRMWARE: &str = "opensbi-1.1-fw_dynamic.bin";
 
 /// The QEMU command line (program name first) booting `kernel` on `smp` CPUs.

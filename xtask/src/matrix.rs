@@ -11,8 +11,9 @@ use crate::kernel::Build;
 use crate::process::{describe, run};
 use crate::{host, install, qemu};
 
-/// Time limit of one QEMU run: the kernel takes about a second.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
+/// Time limit of one QEMU run: the kernel takes about a second with up to 8
+/// CPUs, and up to about 40 s with 128 or 256 on a loaded 2-core host.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
 
 /// One QEMU run of the matrix.
 struct Config {
@@ -44,7 +45,11 @@ fn configs() -> Vec<Config> {
         configs.push(config("default", &[], 4));
         configs.push(config("default", &[], 1));
         configs.push(config("default", &[], 8));
-        configs.push(config("many cpus", &[], 64));
+        // riscv64 boots 64 harts (and more) only with OpenSBI 1.1, whose
+        // start-up alone takes seconds with many harts: it runs 128 below.
+        if arch.name != "riscv64" {
+            configs.push(config("many cpus", &[], 64));
+        }
         configs.push(config("init-dynamic", &["init-dynamic"], 4));
         configs.push(config("preempt", &["preempt"], 4));
         match arch.name {

@@ -175,6 +175,10 @@ fn print_banner() {
         register_name()
     );
     println!(
+        "The secondary CPUs come online in two waves, with run-time per-CPU objects \
+         allocated in between; the CPUs online must be all that QEMU has."
+    );
+    println!(
         "Each CPU writes its own values, then checks the other CPUs' copies, then \
          hammers per-CPU counters with add_current/sub_current."
     );

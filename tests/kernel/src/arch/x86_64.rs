@@ -809,7 +809,10 @@ fn init_this_cpu() {
 
 /// Whether the CPU supports x2APIC (CPUID leaf 1).
 fn has_x2apic() -> bool {
-    let leaf = core::arch::x86_64::__cpuid(1);
+    // SAFETY: CPUID leaf 1 exists on every x86_64 CPU. (`__cpuid` is a safe
+    // function in newer Rust; Rust 1.89, the minimum, needs the block.)
+    #[allow(unused_unsafe)]
+    let leaf = unsafe { core::arch::x86_64::__cpuid(1) };
     leaf.ecx & CPUID_1_ECX_X2APIC != 0
 }
 

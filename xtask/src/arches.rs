@@ -11,10 +11,10 @@ mod loongarch64_qemu;
 mod qemu_common;
 #[path = "../../tests/kernel/src/arch/riscv64_qemu.rs"]
 mod riscv64_qemu;
-
-pub use riscv64_qemu::MANY_HARTS_FIRMWARE as RISCV64_MANY_HARTS_FIRMWARE;
 #[path = "../../tests/kernel/src/arch/x86_64_qemu.rs"]
 mod x86_64_qemu;
+
+pub use riscv64_qemu::MANY_HARTS_FIRMWARE as RISCV64_MANY_HARTS_FIRMWARE;
 
 /// A QEMU command line for `(smp, kernel)`, program name first.
 type QemuArgs = fn(usize, &str) -> Vec<String>;

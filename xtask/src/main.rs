@@ -41,10 +41,10 @@ const USAGE: &str = "\
 usage:
   cargo xtask qemu [--arch ARCH] [--smp N] [--features A,B] [--release]
       Build the test kernel and boot it under QEMU (default: riscv64, 4 CPUs).
-      ARCH: riscv64, aarch64, x86_64, loongarch64. N: 1 to 512 (QEMU allows
-      at most 128 on riscv64, 256 on loongarch64).
+      ARCH: riscv64, aarch64, x86_64, loongarch64. N: 1 to 512 (the kernel
+      runs at most 128 on riscv64, 256 on loongarch64).
       Kernel features: init-dynamic, preempt, arm-el2 (aarch64, boots at EL2),
-      non-zero-vma, selftest-fail.
+      non-zero-vma, selftest-fail, selftest-lose-cpu.
   cargo xtask test
       Run the host tests, then the kernel on every architecture in every
       configuration; print a summary. Exits non-zero if anything failed.

@@ -11,9 +11,10 @@
 //! - `start_secondary_cpus(max_cpus) -> usize`: called on the boot CPU only,
 //!   possibly several times (the CPUs come online in waves); starts the next
 //!   CPUs, with the next logical ids, until `max_cpus` CPUs run in total or
-//!   the firmware refuses one, each entering [`crate::secondary_main`] on its
+//!   no more can be started, each entering [`crate::secondary_main`] on its
 //!   own stack, and returns the number of CPUs started so far including the
-//!   boot CPU (the caller waits for them to check in);
+//!   boot CPU (the caller compares it with QEMU's count and waits for them
+//!   to check in);
 //! - `wait_for_wake()`: sleeps until a wake-up from [`wake_all`] arrives, or
 //!   returns at once if one arrived since the last call (it may also return
 //!   for no reason); callers re-check what they wait for. Hundreds of vCPUs
@@ -22,8 +23,9 @@
 //!   after a store that sleeping CPUs wait for, which it orders before the
 //!   wake-up;
 //! - `halt() -> !`: stops this CPU for good, sleeping;
-//! - `clock_ns() -> u64`: a free-running clock in (approximate) nanoseconds,
-//!   readable before anything is set up, for the time limits of waits;
+//! - `clock_ns() -> u64`: a free-running clock in nanoseconds, readable on
+//!   any CPU from [`crate::boot_main`] on (x86_64 starts its HPET before),
+//!   for the time limits of waits;
 //! - `timer_start() -> bool`, `timer_stop()`: a periodic timer interrupt on
 //!   this CPU, every [`tick_period_ns`], whose handler calls
 //!   [`crate::on_timer_tick`] (`timer_start` returns whether there is one); a

@@ -14,6 +14,8 @@ mod riscv64_qemu;
 #[path = "../../tests/kernel/src/arch/x86_64_qemu.rs"]
 mod x86_64_qemu;
 
+pub use riscv64_qemu::MANY_HARTS_FIRMWARE as RISCV64_MANY_HARTS_FIRMWARE;
+
 /// A QEMU command line for `(smp, kernel)`, program name first.
 type QemuArgs = fn(usize, &str) -> Vec<String>;
 

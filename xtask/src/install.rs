@@ -49,6 +49,12 @@ impl Tool {
     }
 }
 
+/// The Debian package holding the OpenSBI that riscv64 runs with many harts
+/// boot (see `tests/kernel/src/arch/riscv64_qemu.rs`), and the file taken
+/// from it.
+const MANY_HARTS_OPENSBI_PACKAGE: &str = "opensbi=1.1-2";
+const MANY_HARTS_OPENSBI_FILE: &str = "usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin";
+
 /// How the kernel of an architecture must be built.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Toolchain {
@@ -141,6 +147,36 @@ fn ensure_apt(programs: &[&str], packages: &[&str], suite: Option<Suite>) -> Res
         None => Ok(()),
         Some(missing) => Err(format!("{missing} is still missing after installing it")),
     }
+}
+
+/// Makes sure `path` holds the OpenSBI firmware of riscv64 runs with many
+/// harts: when missing, downloads Debian's package with `apt-get download`
+/// next to it and extracts the firmware file.
+pub fn ensure_many_harts_opensbi(path: &Path) -> Result<(), String> {
+    if path.is_file() {
+        return Ok(());
+    }
+    let dir = path.with_extension("download");
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    run(Command::new("apt-get")
+        .args(["download", MANY_HARTS_OPENSBI_PACKAGE])
+        .current_dir(&dir))?;
+    let deb = fs::read_dir(&dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|file| file.extension().is_some_and(|ext| ext == "deb"))
+        .ok_or_else(|| format!("apt-get download left no .deb in {}", dir.display()))?;
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir))?;
+    let firmware = dir.join(MANY_HARTS_OPENSBI_FILE);
+    fs::copy(&firmware, path).map_err(|e| {
+        format!(
+            "cannot copy {} to {}: {e}",
+            firmware.display(),
+            path.display()
+        )
+    })?;
+    Ok(())
 }
 
 /// The `apt-get` arguments installing `packages` (from `suite`).

@@ -5,8 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::arches::Arch;
-use crate::install::Toolchain;
+use crate::arches::{Arch, RISCV64_MANY_HARTS_FIRMWARE};
+use crate::install::{self, Toolchain};
 use crate::process::run;
 
 /// One build of the kernel.
@@ -93,6 +93,9 @@ impl Build {
                     image.display()
                 )
             })?;
+        if self.arch.name == "riscv64" {
+            install::ensure_many_harts_opensbi(&image.with_file_name(RISCV64_MANY_HARTS_FIRMWARE))?;
+        }
         Ok(image)
     }
 }

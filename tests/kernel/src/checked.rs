@@ -74,8 +74,8 @@ fn round(cpu: usize) {
 }
 
 /// The checked tier on this CPU under its timer, then the remote checks once all CPUs are done
-/// (`barrier` separates the two).
-pub fn run(cpu: usize, cpus: usize, barrier: impl Fn(&'static str)) {
+/// (`barrier` separates the two); reports it if `verbose`.
+pub fn run(cpu: usize, cpus: usize, verbose: bool, barrier: impl Fn(&'static str)) {
     let preempt = PreemptGuard::new();
     ACTIVE.get(&preempt).store(true, Ordering::Relaxed);
     drop(preempt);

@@ -11,7 +11,10 @@
 //! Then every CPU sums up all CPUs' counters remotely.
 //!
 //! [`with_timer`], the hammering under the timer, also serves the run-time
-//! per-CPU counter of [`crate::dynamic`].
+//! per-CPU counter of [`crate::dynamic`]. Its rounds shrink with the number
+//! of CPUs (see [`Work`]), so that hundreds of vCPUs on a few host cores
+//! finish within seconds; every CPU still hammers under the timer, and the
+//! sums are still exact.
 
 use core::fmt;
 
@@ -20,15 +23,44 @@ use crate::{arch, println};
 
 mod ops;
 
-/// Rounds of add/sub every CPU does at least.
-const MIN_ROUNDS: u64 = 100_000;
+/// The rounds of add/sub that all CPUs together do at least: 100 000 per CPU
+/// on up to 8 CPUs, shared out among more.
+const TOTAL_ROUNDS: usize = 800_000;
 
-/// With a timer, the CPU goes on in chunks of this many rounds until it took
-/// [`MIN_TICKS`] ticks (or did [`MAX_ROUNDS`]), so that plenty of interrupts
-/// land in the middle of the read-modify-writes.
-const CHUNK_ROUNDS: u64 = 10_000;
+/// With a timer, the CPU goes on in chunks of a tenth of its rounds until it
+/// took [`MIN_TICKS`] ticks ([`MIN_TICKS_MANY`] with more than
+/// [`crate::suite::VERBOSE_CPUS`] CPUs), so that plenty of interrupts land in
+/// the middle of the read-modify-writes; or, once it took one, until
+/// [`TICK_WAIT_PERIODS`] timer periods passed; or, if it took none, until
+/// [`FIRST_TICK_LIMIT_NS`] passed. (QEMU raises the timer interrupts from one
+/// host thread, which a loaded host may not run for a while.)
 const MIN_TICKS: usize = 20;
-const MAX_ROUNDS: u64 = 100 * MIN_ROUNDS;
+const MIN_TICKS_MANY: usize = 2;
+const TICK_WAIT_PERIODS: u64 = 200;
+const FIRST_TICK_LIMIT_NS: u64 = 20_000_000_000;
+
+/// How much work [`with_timer`] does on each CPU, given the CPU count.
+struct Work {
+    /// Rounds done in any case.
+    rounds: u64,
+    /// Rounds added at a time while waiting for ticks.
+    chunk: u64,
+    /// Ticks wanted.
+    ticks: usize,
+}
+
+impl Work {
+    /// The work per CPU with `cpus` CPUs running.
+    fn for_cpus(cpus: usize) -> Self {
+        let rounds = crate::suite::per_cpu_share(TOTAL_ROUNDS, cpus, TOTAL_ROUNDS / 8) as u64;
+        let many = cpus > crate::suite::VERBOSE_CPUS;
+        Self {
+            rounds,
+            chunk: rounds / 10,
+            ticks: if many { MIN_TICKS_MANY } else { MIN_TICKS },
+        }
+    }
+}
 
 /// What one timer tick adds to [`HITS`] (and to the counter of
 /// [`crate::dynamic`] while that one is hammered).
@@ -103,18 +135,28 @@ impl fmt::Display for Timed {
 }
 
 /// Runs `work(n)`, which does `n` rounds of work, on CPU `cpu` with its timer
-/// interrupt on: [`MIN_ROUNDS`] rounds, then [`CHUNK_ROUNDS`] at a time until
-/// [`MIN_TICKS`] ticks landed or [`MAX_ROUNDS`] rounds were done. Checks that
-/// the timer, if there is one, interrupted the work.
+/// interrupt on, while all CPUs of the suite do the same: the rounds of
+/// [`Work::for_cpus`], then a chunk at a time until enough ticks landed (or
+/// the time limits above passed). Checks that the timer, if there is one,
+/// interrupted the work.
 pub fn with_timer(cpu: usize, mut work: impl FnMut(u64)) -> Timed {
+    let plan = Work::for_cpus(crate::suite::running_cpus());
     let ticks_before = TICKS.read_current();
     let ticks = || TICKS.read_current() - ticks_before;
+    let start = arch::clock_ns();
+    let more_ticks_wanted = |ticks: usize| {
+        let waited = arch::clock_ns().wrapping_sub(start);
+        match ticks {
+            0 => waited < FIRST_TICK_LIMIT_NS,
+            _ => ticks < plan.ticks && waited / arch::tick_period_ns() < TICK_WAIT_PERIODS,
+        }
+    };
     let timer = arch::timer_start();
-    work(MIN_ROUNDS);
-    let mut rounds = MIN_ROUNDS;
-    while timer && ticks() < MIN_TICKS && rounds < MAX_ROUNDS {
-        work(CHUNK_ROUNDS);
-        rounds += CHUNK_ROUNDS;
+    work(plan.rounds);
+    let mut rounds = plan.rounds;
+    while timer && more_ticks_wanted(ticks()) {
+        work(plan.chunk);
+        rounds += plan.chunk;
     }
     arch::timer_stop();
     let ticks = ticks();
@@ -133,8 +175,8 @@ pub fn with_timer(cpu: usize, mut work: impl FnMut(u64)) -> Timed {
 }
 
 /// Hammers this CPU's counters, and runs the other operations, with the
-/// timer running, then checks them.
-pub fn hammer(cpu: usize) {
+/// timer running, then checks them; reports it if `verbose`.
+pub fn hammer(cpu: usize, verbose: bool) {
     check_register_write(cpu);
     #[cfg(feature = "large-template")]
     check_large_template(cpu);
@@ -158,10 +200,12 @@ pub fn hammer(cpu: usize) {
         BALANCE.read_current(),
         expected_balance(rounds),
     );
-    println!(
-        "cpu {cpu}: {} add/sub ops, {timed}: nothing lost",
-        4 * rounds
-    );
+    if verbose {
+        println!(
+            "cpu {cpu}: {} add/sub ops, {timed}: nothing lost",
+            4 * rounds
+        );
+    }
 }
 
 /// A pointer computed from the per-CPU register before a write of the
@@ -245,8 +289,8 @@ fn check_large_template(cpu: usize) {
 }
 
 /// From CPU `cpu`, once every CPU finished [`hammer`]: checks all CPUs'
-/// counters remotely and returns the total ticks.
-pub fn check_remote_sums(cpu: usize, cpus: usize) -> usize {
+/// counters remotely and returns the total ticks; reports it if `verbose`.
+pub fn check_remote_sums(cpu: usize, cpus: usize, verbose: bool) -> usize {
     let (mut hits, mut expected, mut ticks) = (0, 0, 0);
     for other in 0..cpus {
         // SAFETY: `other` is a running CPU that no longer touches its
@@ -275,6 +319,8 @@ pub fn check_remote_sums(cpu: usize, cpus: usize) -> usize {
         hits,
         expected,
     );
-    println!("cpu {cpu}: counters of all {cpus} cpus summed remotely: {hits} as expected");
+    if verbose {
+        println!("cpu {cpu}: counters of all {cpus} cpus summed remotely: {hits} as expected");
+    }
     ticks
 }

@@ -3,7 +3,8 @@
 //! a real kernel, with each object's fast paths checked against its remote
 //! view.
 //!
-//! 1. Every CPU allocates [`OWN`] objects of four types at the same time
+//! 1. Every CPU allocates [`OWN`] objects (fewer with many CPUs, see
+//!    [`own_count`]) of four types at the same time
 //!    (`u64`, `[u32; 3]`, `u8`, and [`Tracked`], which counts its drops),
 //!    every copy initialized to a value naming the owner and the copy's CPU,
 //!    and publishes them.
@@ -38,6 +39,13 @@ use crate::{println, MAX_CPUS};
 
 /// Objects every CPU allocates and publishes.
 const OWN: usize = 32;
+
+/// The objects every CPU allocates and publishes with `cpus` CPUs: [`OWN`] on
+/// up to 8 CPUs; beyond, `8 * OWN` shared out among the CPUs, at least one
+/// each (every CPU still allocates, and checks every copy of every object).
+fn own_count(cpus: usize) -> usize {
+    crate::suite::per_cpu_share(8 * OWN, cpus, OWN)
+}
 
 /// Objects every CPU allocates and frees while freeing its own.
 const CHURN: usize = 64;
@@ -103,7 +111,8 @@ fn stats() -> percpu_alloc::offset_alloc::Stats {
 /// The phase, run by all `cpus` CPUs at once; `barrier(what)` waits for all
 /// of them.
 pub fn run(cpu: usize, cpus: usize, barrier: impl Fn(&'static str)) {
-    let own = (0..OWN)
+    let count = own_count(cpus);
+    let own = (0..count)
         .map(|index| Object::new(Id { owner: cpu, index }))
         .collect();
     PUBLISHED[cpu].store(Box::into_raw(Box::new(own)), Ordering::Release);
@@ -120,7 +129,7 @@ pub fn run(cpu: usize, cpus: usize, barrier: impl Fn(&'static str)) {
             0,
             format_args!("live run-time objects"),
             peak.live_allocations,
-            cpus * OWN + 1,
+            cpus * count + 1,
         );
     }
     // SAFETY: every CPU published its objects before the barrier above and
@@ -142,14 +151,14 @@ pub fn run(cpu: usize, cpus: usize, barrier: impl Fn(&'static str)) {
     // SAFETY: as above.
     unsafe { for_each_published(cpus, check_others) };
     println!(
-        "cpu {cpu}: allocated {OWN} run-time per-CPU objects; my copies of all {}: fast path = \
+        "cpu {cpu}: allocated {count} run-time per-CPU objects; my copies of all {}: fast path = \
          remote view; copies of {}: OK",
-        cpus * OWN,
+        cpus * count,
         Others { cpu, cpus }
     );
     barrier("the remote checks of the run-time objects");
 
-    churn(cpu);
+    churn(cpu, count);
     barrier("the run-time objects to be freed");
 
     // SAFETY: published by CPU 0 before the first barrier of the phase,
@@ -171,14 +180,14 @@ pub fn run(cpu: usize, cpus: usize, barrier: impl Fn(&'static str)) {
     );
     PARTS[cpu].store(part, Ordering::Relaxed);
     println!(
-        "cpu {cpu}: freed my {OWN} objects while allocating and freeing {CHURN} more; \
+        "cpu {cpu}: freed my {count} objects while allocating and freeing {CHURN} more; \
          PerCpuCounter: {} ops, {timed}: my part exact",
         3 * timed.rounds
     );
     barrier("the PerCpuCounter to be hammered");
 
     if let Some(peak) = peak {
-        check_totals(cpus, &peak);
+        check_totals(cpus, count, &peak);
     }
     barrier("the run-time objects' totals to be checked");
 }
@@ -222,15 +231,15 @@ pub fn on_timer_tick() {
     }
 }
 
-/// Frees this CPU's published objects, one per round, while allocating,
+/// Frees this CPU's `count` published objects, one per round, while allocating,
 /// checking and freeing [`CHURN`] more, [`WINDOW`] of them alive at a time.
-fn churn(cpu: usize) {
+fn churn(cpu: usize, count: usize) {
     let published = PUBLISHED[cpu].swap(null_mut(), Ordering::AcqRel);
     // SAFETY: the `Box` this CPU published; no other CPU uses it any more
     // (they passed the barrier after the remote checks).
     let mut own = unsafe { Box::from_raw(published) };
     let mut live = VecDeque::with_capacity(WINDOW);
-    for index in OWN..OWN + CHURN {
+    for index in count..count + CHURN {
         let id = Id { owner: cpu, index };
         let mut object = Object::new(id);
         on_handle!(&mut object, h => check_fresh(h, id, cpu));
@@ -244,7 +253,7 @@ fn churn(cpu: usize) {
 
 /// From CPU 0, after every CPU finished [`run`]: the shared counter, the
 /// drops, and that everything was freed; prints the summary.
-fn check_totals(cpus: usize, peak: &percpu_alloc::offset_alloc::Stats) {
+fn check_totals(cpus: usize, count: usize, peak: &percpu_alloc::offset_alloc::Stats) {
     let published = COUNTER.swap(null_mut(), Ordering::AcqRel);
     // SAFETY: published by this CPU in `run`; the timers are stopped and the
     // other CPUs are done with it.
@@ -274,7 +283,7 @@ fn check_totals(cpus: usize, peak: &percpu_alloc::offset_alloc::Stats) {
     );
     drop(counter);
 
-    let tracked = (0..OWN + CHURN)
+    let tracked = (0..count + CHURN)
         .filter(|&index| matches!(Object::kind(index), Kind::Tracked))
         .count();
     for (copy, drops) in DROPS.iter().enumerate().take(copies) {

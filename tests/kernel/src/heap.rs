@@ -13,7 +13,7 @@ use buddy_system_allocator::LockedHeap;
 
 /// Bytes of the heap: far more than the test needs, and within every
 /// architecture's RAM and x86_64's identity map next to the kernel image.
-const SIZE: usize = 2 << 20;
+const SIZE: usize = 64 << 20;
 
 /// The heap's memory (in `.bss`), page-aligned like the chunks it serves.
 #[repr(C, align(4096))]

@@ -1,11 +1,13 @@
 //! A bare-metal SMP test kernel for the `percpu` crate.
 //!
 //! It boots under QEMU on x86_64, aarch64, riscv64 and loongarch64, starts all
-//! CPUs, and uses `percpu` exactly as a kernel does: it links the crate's
-//! `.percpu` linker-script snippet (see `build.rs`), initializes the per-CPU
-//! areas, points every CPU's per-CPU register at its area, sets up run-time
-//! per-CPU allocation (`percpu_alloc`) on a kernel heap ([`heap`]), and then
-//! runs the test suite of [`suite`] on all CPUs at once.
+//! CPUs (up to [`MAX_CPUS`]), and uses `percpu` exactly as a kernel does: it
+//! links the crate's `.percpu` linker-script snippet (see `build.rs`),
+//! initializes the per-CPU areas, points every CPU's per-CPU register at its
+//! area, sets up run-time per-CPU allocation (`percpu_alloc`) on a kernel heap
+//! ([`heap`]), brings the secondary CPUs online in two waves with run-time
+//! per-CPU objects allocated in between ([`waves`]), and then runs the test
+//! suite of [`suite`] on all CPUs at once.
 //!
 //! The result is reported on the serial console: a line
 //! `PERCPU-KERNEL-TESTS: PASS` and a QEMU exit with the architecture's pass
@@ -31,12 +33,23 @@ mod preempt;
 mod suite;
 mod sync;
 mod vars;
+mod waves;
 
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-/// The most CPUs the kernel runs on (QEMU `-smp 1` to `-smp 8`).
-pub const MAX_CPUS: usize = 8;
+/// The most CPUs the kernel runs on (QEMU `-smp 1` to `-smp MAX_CPUS`): per
+/// architecture, the largest count its QEMU machine and firmware allow (512
+/// on aarch64 `virt`, 256 on loongarch64 `virt`, 128 harts for OpenSBI on
+/// riscv64 `virt`), and 512 on x86_64 (q35 takes more). The kernel reserves
+/// this many per-CPU areas (`CPU_NUM` of the linker script) and stacks: the
+/// possible CPUs.
+pub const MAX_CPUS: usize = arch::MAX_CPUS;
+
+const _: () = assert!(
+    link::CPU_NUM == MAX_CPUS,
+    "CPU_NUM of the linker script must be the architecture's MAX_CPUS"
+);
 
 /// Entry of the boot CPU, called by the architecture's `_start` with a stack
 /// and a cleared `.bss`.
@@ -73,11 +86,10 @@ pub fn fail(reason: fmt::Arguments) -> ! {
     park()
 }
 
-/// Stops this CPU for good (while another one ends the run).
+/// Stops this CPU for good (while another one ends the run), sleeping
+/// rather than spinning.
 pub fn park() -> ! {
-    loop {
-        core::hint::spin_loop();
-    }
+    arch::halt()
 }
 
 #[panic_handler]

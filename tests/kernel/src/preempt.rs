@@ -88,8 +88,9 @@ pub fn check_with_current(cpu: usize) {
     );
 }
 
-/// Checks that every disable was matched by an enable over the whole run.
-pub fn check_balanced(cpu: usize) {
+/// Checks that every disable was matched by an enable over the whole run;
+/// reports it if `verbose`.
+pub fn check_balanced(cpu: usize, verbose: bool) {
     let (depth, disables, enables) = counts();
     expect_eq(cpu, format_args!("preemption depth at the end"), depth, 0);
     expect_eq(cpu, format_args!("enable_preempt calls"), enables, disables);
@@ -98,5 +99,7 @@ pub fn check_balanced(cpu: usize) {
         disables > 0,
         format_args!("the preempt guard was never called"),
     );
-    println!("cpu {cpu}: preempt guard: {disables} disable / {enables} enable calls, balanced");
+    if verbose {
+        println!("cpu {cpu}: preempt guard: {disables} disable / {enables} enable calls, balanced");
+    }
 }

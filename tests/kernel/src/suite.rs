@@ -1,15 +1,26 @@
-//! The test suite: boot, per-CPU area initialization, CPU start-up, and the
-//! phases every CPU runs concurrently, separated by barriers: the static
-//! per-CPU variables, remote writes, the counters under the timer, and the
-//! run-time per-CPU objects of [`dynamic`](crate::dynamic).
+//! The test suite: boot, per-CPU area initialization, CPU start-up in two
+//! waves (see [`waves`](crate::waves)), and the phases every CPU runs
+//! concurrently, separated by barriers: the static per-CPU variables, remote
+//! writes, the counters under the timer, and the run-time per-CPU objects of
+//! [`dynamic`](crate::dynamic).
+//!
+//! The CPU count is checked against the one QEMU was started with (fw_cfg):
+//! a CPU that does not come online fails the run. With many CPUs, each CPU
+//! prints less (see [`VERBOSE_CPUS`]) and does fewer rounds of work, but the
+//! checks stay: every CPU's copies are checked remotely, counters are summed
+//! exactly, run-time objects are used on every CPU.
 
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::check::{expect, expect_eq};
-use crate::sync::{spin_until, Barrier};
-use crate::{arch, checked, counters, dynamic, heap, link, println, vars, MAX_CPUS};
+use crate::sync::{spin_until, wait_until, Barrier};
+use crate::{arch, checked, counters, dynamic, heap, link, println, vars, waves, MAX_CPUS};
+
+/// Up to this many CPUs, every CPU reports each phase on the console; with
+/// more, only CPU 0 reports for all (the console is one slow UART).
+pub const VERBOSE_CPUS: usize = 8;
 
 /// The pass marker `cargo xtask` looks for.
 const PASS_MARKER: &str = "PERCPU-KERNEL-TESTS: PASS";
@@ -25,24 +36,43 @@ static MAILBOX: usize = 0;
 /// CPUs that initialized their per-CPU register.
 static CHECKED_IN: AtomicUsize = AtomicUsize::new(0);
 
-/// The number of running CPUs, published by the boot CPU once all checked
-/// in (0 before): the secondaries' signal to start the suite.
+/// The number of CPUs of the first wave, published by the boot CPU once
+/// they checked in (0 before): their signal to start [`waves::first_wave`].
+static WAVE1: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of running CPUs, published by the boot CPU once both waves
+/// checked in (0 before): the signal to start [`waves::second_wave`] and the
+/// suite.
 static CPUS: AtomicUsize = AtomicUsize::new(0);
+
+/// Work shared out among `cpus` CPUs: `total` units in all, at least 1 and
+/// at most `most` per CPU.
+pub fn per_cpu_share(total: usize, cpus: usize, most: usize) -> usize {
+    (total / cpus.max(1)).clamp(1, most)
+}
+
+/// The number of CPUs running the suite (0 before both waves are online).
+pub fn running_cpus() -> usize {
+    CPUS.load(Ordering::Acquire)
+}
 
 /// The barrier between the phases of the suite.
 static BARRIER: Barrier = Barrier::new();
 
 /// Kernel features this build was made with, for the banner.
-const FEATURES: [(&str, bool); 5] = [
+const FEATURES: [(&str, bool); 6] = [
     ("init-dynamic", cfg!(feature = "init-dynamic")),
     ("preempt", cfg!(feature = "preempt")),
     ("arm-el2", cfg!(feature = "arm-el2")),
     ("non-zero-vma", cfg!(feature = "non-zero-vma")),
     ("selftest-fail", cfg!(feature = "selftest-fail")),
+    ("selftest-lose-cpu", cfg!(feature = "selftest-lose-cpu")),
 ];
 
-/// The boot CPU: initializes the per-CPU areas, starts the other CPUs and
-/// runs the suite with them.
+/// The boot CPU: initializes the per-CPU areas for every possible CPU,
+/// starts the other CPUs in two waves with run-time objects allocated in
+/// between, checks that every CPU QEMU has came online, and runs the suite
+/// with them.
 pub fn boot_cpu() -> ! {
     print_banner();
     heap::init();
@@ -51,8 +81,59 @@ pub fn boot_cpu() -> ! {
     check_register(0, "after init_percpu_reg(0)");
     dynamic::init();
 
-    let cpus = arch::start_secondary_cpus(areas.min(MAX_CPUS));
+    let present = arch::present_cpus().unwrap_or_else(|| {
+        crate::fail(format_args!(
+            "cpu 0: no fw_cfg device: cannot tell how many cpus QEMU has"
+        ))
+    });
+    expect(
+        0,
+        (1..=areas.min(MAX_CPUS)).contains(&present),
+        format_args!(
+            "QEMU has {present} cpus; this kernel runs 1 to {} ({areas} per-CPU areas, \
+             MAX_CPUS = {MAX_CPUS})",
+            areas.min(MAX_CPUS)
+        ),
+    );
+    // The first wave: about half of the CPUs, at least the boot CPU.
+    let wave1 = present.div_ceil(2);
     CHECKED_IN.fetch_add(1, Ordering::AcqRel);
+    bring_online(wave1, "the first wave");
+    println!("boot: first wave: {wave1} of the {present} cpus online");
+    WAVE1.store(wave1, Ordering::Release);
+    arch::wake_all();
+    let first = |what| BARRIER.wait(0, wave1, what);
+    waves::first_wave(0, wave1, first);
+
+    bring_online(present, LAST_WAVE);
+    println!(
+        "boot: second wave: {} more cpus online, {present} in all (QEMU's count); \
+         each with its per-CPU register set",
+        present - wave1
+    );
+    CPUS.store(present, Ordering::Release);
+    arch::wake_all();
+    let all = |what| BARRIER.wait(0, present, what);
+    waves::second_wave(0, wave1, present, all);
+    run(0, present)
+}
+
+/// The name of the second wave, which brings the last CPUs online.
+const LAST_WAVE: &str = "the second wave";
+
+/// On the boot CPU: starts CPUs until `cpus` run and waits until they all
+/// checked in; fails the run if one cannot be started or never checks in.
+/// With `selftest-lose-cpu`, the last CPU of a run with more than one is
+/// not started, and the run must fail here.
+fn bring_online(cpus: usize, wave: &str) {
+    let lose = cfg!(feature = "selftest-lose-cpu") && cpus > 1 && wave == LAST_WAVE;
+    let started = arch::start_secondary_cpus(cpus - usize::from(lose));
+    expect_eq(
+        0,
+        format_args!("cpus online after starting {wave}"),
+        started,
+        cpus,
+    );
     spin_until(
         || CHECKED_IN.load(Ordering::Acquire) == cpus,
         || {
@@ -62,33 +143,26 @@ pub fn boot_cpu() -> ! {
             ))
         },
     );
-    expect(
-        0,
-        cpus <= areas,
-        format_args!("{cpus} cpus but only {areas} per-CPU areas"),
-    );
-    println!(
-        "boot: {cpus} cpus checked in, each with its per-CPU register set; starting the suite"
-    );
-    CPUS.store(cpus, Ordering::Release);
-    run(0, cpus)
 }
 
-/// A secondary CPU: sets its per-CPU register, checks in, and runs the suite
-/// once the boot CPU gives the go.
+/// A secondary CPU: sets its per-CPU register, checks in, runs the waves
+/// once the boot CPU gives the go for its wave, and then the suite.
 pub fn secondary_cpu(cpu: usize) -> ! {
     percpu::init_percpu_reg(cpu);
     check_register(cpu, "after init_percpu_reg");
     CHECKED_IN.fetch_add(1, Ordering::AcqRel);
-    spin_until(
-        || CPUS.load(Ordering::Acquire) != 0,
-        || {
-            crate::fail(format_args!(
-                "cpu {cpu}: the boot cpu never started the suite"
-            ))
-        },
-    );
-    run(cpu, CPUS.load(Ordering::Acquire))
+    // Set before the second wave starts: only the first wave waits here.
+    wait_until(cpu, || WAVE1.load(Ordering::Acquire) != 0, || ());
+    let wave1 = WAVE1.load(Ordering::Acquire);
+    if cpu < wave1 {
+        let first = |what| BARRIER.wait(cpu, wave1, what);
+        waves::first_wave(cpu, wave1, first);
+    }
+    wait_until(cpu, || CPUS.load(Ordering::Acquire) != 0, || ());
+    let cpus = CPUS.load(Ordering::Acquire);
+    let all = |what| BARRIER.wait(cpu, cpus, what);
+    waves::second_wave(cpu, wave1, cpus, all);
+    run(cpu, cpus)
 }
 
 /// Prints what is being tested, for whoever reads the console.
@@ -99,6 +173,10 @@ fn print_banner() {
         "Every CPU gets its own copy of each per-CPU variable, in its own per-CPU area; \
          its per-CPU register ({}) points at that area.",
         register_name()
+    );
+    println!(
+        "The secondary CPUs come online in two waves, with run-time per-CPU objects \
+         allocated in between; the CPUs online must be all that QEMU has."
     );
     println!(
         "Each CPU writes its own values, then checks the other CPUs' copies, then \
@@ -193,9 +271,9 @@ const RESERVE: usize = 16 * 1024;
 struct AreaMemory(UnsafeCell<[u8; AreaMemory::SIZE]>);
 
 impl AreaMemory {
-    /// Bytes available: 8 areas of this kernel's variables and [`RESERVE`],
-    /// with room to spare.
-    const SIZE: usize = 8 * (RESERVE + 16 * 1024);
+    /// Bytes available: [`MAX_CPUS`] areas of this kernel's variables and
+    /// [`RESERVE`], with room to spare.
+    const SIZE: usize = MAX_CPUS * (RESERVE + 16 * 1024);
 }
 
 // SAFETY: only `percpu` touches the memory, through the per-CPU accessors.
@@ -257,26 +335,47 @@ fn check_register(cpu: usize, when: &str) {
 fn run(cpu: usize, cpus: usize) -> ! {
     let barrier = |what| BARRIER.wait(cpu, cpus, what);
 
+    let verbose = cpus <= VERBOSE_CPUS;
+    // With many CPUs, CPU 0 reports a phase once all CPUs passed it.
+    let report = |what: fmt::Arguments| {
+        if !verbose && cpu == 0 {
+            println!("all {cpus} cpus: {what}");
+        }
+    };
+
     CPU_ID.write_current(cpu);
     vars::check_local_all(cpu);
     #[cfg(feature = "preempt")]
     crate::preempt::check_with_current(cpu);
-    println!(
-        "cpu {cpu}: wrote {:#x} to {} per-CPU variables, read back OK",
-        vars::pattern_bits(cpu),
-        vars::COUNT
-    );
+    if verbose {
+        println!(
+            "cpu {cpu}: wrote {:#x} to {} per-CPU variables, read back OK",
+            vars::pattern_bits(cpu),
+            vars::COUNT
+        );
+    }
     barrier("the patterns to be written");
+    report(format_args!(
+        "wrote their patterns to {} per-CPU variables, read back OK",
+        vars::COUNT
+    ));
 
     for other in (0..cpus).filter(|&other| other != cpu) {
         vars::check_remote_all(cpu, other);
     }
-    println!(
-        "cpu {cpu}: checked the {} variables of {} remotely: OK",
-        vars::COUNT,
-        Others { cpu, cpus }
-    );
+    if verbose {
+        println!(
+            "cpu {cpu}: checked the {} variables of {} remotely: OK",
+            vars::COUNT,
+            Others { cpu, cpus }
+        );
+    }
     barrier("the remote checks");
+    report(format_args!(
+        "each checked the {} variables of the {} others remotely: OK",
+        vars::COUNT,
+        cpus - 1
+    ));
 
     let next = (cpu + 1) % cpus;
     // SAFETY: `next` is a running CPU; between these two barriers only this
@@ -290,26 +389,44 @@ fn run(cpu: usize, cpus: usize) -> ! {
         MAILBOX.read_current(),
         mail_from(previous),
     );
-    println!("cpu {cpu}: wrote cpu {next}'s mailbox remotely, read mine from cpu {previous}: OK");
+    if verbose {
+        println!(
+            "cpu {cpu}: wrote cpu {next}'s mailbox remotely, read mine from cpu {previous}: OK"
+        );
+    }
 
-    counters::hammer(cpu);
+    counters::hammer(cpu, verbose);
     barrier("the counters to be hammered");
-    let ticks = counters::check_remote_sums(cpu, cpus);
+    report(format_args!(
+        "wrote the next cpu's mailbox remotely; hammered their counters: nothing lost"
+    ));
+    let ticks = counters::check_remote_sums(cpu, cpus, verbose);
     barrier("the counters to be summed");
+    report(format_args!(
+        "each summed the counters of all cpus remotely: exact"
+    ));
 
-    checked::run(cpu, cpus, barrier);
+    checked::run(cpu, cpus, verbose, barrier);
+    report(format_args!(
+        "checked tier: guards, cells and atomics under the timer, read remotely: nothing lost"
+    ));
 
     dynamic::run(cpu, cpus, barrier);
 
     check_register(cpu, "after the suite");
     expect_eq(cpu, format_args!("CPU_ID"), CPU_ID.read_current(), cpu);
     #[cfg(feature = "preempt")]
-    crate::preempt::check_balanced(cpu);
-    println!(
-        "cpu {cpu}: per-CPU register still {:#x} after the suite: OK",
-        percpu::read_percpu_reg()
-    );
+    crate::preempt::check_balanced(cpu, verbose);
+    if verbose {
+        println!(
+            "cpu {cpu}: per-CPU register still {:#x} after the suite: OK",
+            percpu::read_percpu_reg()
+        );
+    }
     barrier("all cpus to finish");
+    report(format_args!(
+        "per-CPU register unchanged after the suite: OK"
+    ));
 
     if cpu != 0 {
         crate::park();
@@ -339,9 +456,13 @@ pub struct Others {
 }
 
 impl fmt::Display for Others {
+    /// Lists the other CPUs up to [`VERBOSE_CPUS`] CPUs, counts them beyond.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.cpus == 1 {
             return f.write_str("no other cpus");
+        }
+        if self.cpus > VERBOSE_CPUS {
+            return write!(f, "the {} other cpus", self.cpus - 1);
         }
         f.write_str("cpus ")?;
         let others = (0..self.cpus).filter(|&other| other != self.cpu);

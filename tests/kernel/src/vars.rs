@@ -1,10 +1,10 @@
 //! The per-CPU variables under test, one of every primitive type plus a
 //! struct, and the checks every CPU runs on each of them.
 //!
-//! Each CPU writes its own *pattern* to every variable: all bytes
-//! `0xc0 + cpu` for the integers (so that every width, truncated, differs
-//! between CPUs and from the initial values), `cpu % 2 == 0` for the `bool`,
-//! and a CPU-stamped [`Record`] for the struct. Once all CPUs wrote theirs,
+//! Each CPU writes its own *pattern* to every variable: [`pattern_bits`] for
+//! the integers (so that every width, truncated, differs from the initial
+//! values, and every width of 16 bits or more between CPUs), `cpu % 2 == 0`
+//! for the `bool`, and a CPU-stamped [`Record`] for the struct. Once all CPUs wrote theirs,
 //! each reads every other CPU's copies remotely and expects that CPU's
 //! pattern: this proves that the areas do not overlap and that every CPU's
 //! per-CPU register points at its own area.
@@ -31,9 +31,16 @@ pub trait IntValue: Value {
     fn minus(self, rhs: Self) -> Self;
 }
 
-/// The bits of CPU `cpu`'s integer pattern: every byte is `0xc0 + cpu`.
+/// The bits of CPU `cpu`'s integer pattern: every 16-bit lane is
+/// `(0xc0 ^ cpu / 56) << 8 | (0xc0 + cpu % 56)`.
+///
+/// The lanes of different CPUs differ (up to 56 × 256 CPUs), so every type of
+/// 16 bits or more tells the CPUs apart; the low byte, all an 8-bit type
+/// keeps, is 0xc0 to 0xf7, which no initial value is, and repeats every 56
+/// CPUs. None of the patterns is an initial value.
 pub const fn pattern_bits(cpu: usize) -> u64 {
-    0x0101_0101_0101_0101 * (0xc0 + cpu as u64)
+    let lane = ((0xc0 ^ (cpu / 56) as u64) & 0xff) << 8 | (0xc0 + (cpu % 56) as u64);
+    0x0001_0001_0001_0001 * lane
 }
 
 macro_rules! int_values {
@@ -88,7 +95,7 @@ impl Value for Record {
     fn pattern(cpu: usize) -> Self {
         Self {
             cpu,
-            tag: [b'c', b'p', b'u', b'0' + cpu as u8],
+            tag: [b'c', b'p', b'u', b'0'.wrapping_add(cpu as u8)],
             samples: [cpu as u16, 100 + cpu as u16, 1000 + cpu as u16],
             armed: true,
         }

@@ -1,4 +1,4 @@
-//! aarch64 on the QEMU `virt` machine (Cortex-A53, GICv2), MMU off.
+//! aarch64 on the QEMU `virt` machine (Cortex-A53, GICv2 or GICv3), MMU off.
 //!
 //! - Boot: QEMU enters `_start` on CPU 0 at EL1, or at EL2 with
 //!   `virtualization=on`. With the `arm-el2` feature the kernel stays at EL2
@@ -6,18 +6,26 @@
 //!   to EL1. FP/SIMD is enabled first: rustc emits NEON instructions.
 //! - Other CPUs: PSCI `CPU_ON` at `_secondary_start` with the logical id as
 //!   context id; the conduit is `hvc`, or `smc` when the machine has EL2.
+//!   QEMU's CPU `i` has the MPIDR affinity `Aff1 = i / n, Aff0 = i % n`, with
+//!   `n` = 8 with a GICv2 and 16 with a GICv3.
 //! - Console: the PL011 UART at 0x0900_0000.
 //! - Exit: semihosting `SYS_EXIT`, the only way to report a non-zero status.
-//! - Timer: the EL1 physical timer (`CNTP`, PPI 30) through the GICv2.
+//! - Timer: the EL1 physical timer (`CNTP`, PPI 30) through the GIC
+//!   ([`gic`]).
+//! - Waiting: `wfi` with IRQs masked, woken by an SGI from [`wake_all`].
 //!
 //! With the MMU off all memory is Device memory, where unaligned accesses
 //! fault: the `aarch64-unknown-none` target compiles with `+strict-align`.
 
 use core::arch::{asm, global_asm};
 use core::ptr::{read_volatile, write_volatile};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use super::fw_cfg;
 use super::smp::{self, STACKS, STACK_SHIFT};
+
+#[path = "aarch64_gic.rs"]
+mod gic;
 
 #[path = "aarch64_qemu.rs"]
 mod qemu;
@@ -26,29 +34,17 @@ pub use qemu::{QEMU_FAIL_STATUS, QEMU_PASS_STATUS};
 /// Name of this architecture.
 pub const NAME: &str = "aarch64";
 
+/// The most CPUs the `virt` machine takes (with a GICv3).
+pub const MAX_CPUS: usize = 512;
+
 /// The PL011 UART of the `virt` machine: data register and flag register.
 const UART_DR: usize = 0x0900_0000;
 const UART_FR: usize = UART_DR + 0x18;
 /// Flag register: transmit FIFO full.
 const UART_FR_TXFF: u32 = 1 << 5;
 
-/// GICv2 distributor and CPU interface of the `virt` machine.
-const GICD_BASE: usize = 0x0800_0000;
-const GICC_BASE: usize = 0x0801_0000;
-const GICD_CTLR: usize = GICD_BASE;
-const GICD_ISENABLER0: usize = GICD_BASE + 0x100;
-const GICD_IPRIORITYR: usize = GICD_BASE + 0x400;
-const GICC_CTLR: usize = GICC_BASE;
-const GICC_PMR: usize = GICC_BASE + 0x4;
-const GICC_IAR: usize = GICC_BASE + 0xc;
-const GICC_EOIR: usize = GICC_BASE + 0x10;
-/// Interrupt id of the EL1 physical timer (PPI 14).
-const TIMER_INTID: u32 = 30;
-/// Interrupt ids from 1020 up are special (1023: spurious).
-const GIC_SPECIAL_INTIDS: u32 = 1020;
-
-/// Timer interrupts per second.
-const TICK_HZ: u64 = 10_000;
+/// The fw_cfg device of the `virt` machine.
+const FW_CFG: usize = 0x0902_0000;
 
 /// PSCI `CPU_ON` (SMC64 function id).
 const PSCI_CPU_ON: u64 = 0xC400_0003;
@@ -59,6 +55,10 @@ const ADP_STOPPED_APPLICATION_EXIT: u64 = 0x2_0026;
 
 /// The exception level the boot CPU was entered at (1 or 2).
 static ENTRY_EL: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the GIC is a GICv3 (set by the boot CPU): QEMU then numbers CPUs
+/// 16 to a cluster in MPIDR, 8 otherwise.
+static GIC_V3: AtomicBool = AtomicBool::new(false);
 
 extern "C" {
     /// Entry point of secondary CPUs (in the `global_asm!` below).
@@ -156,6 +156,15 @@ global_asm!(
     "   lsr x21, x21, #2",
     "   cmp x21, #2",
     "   b.ne 3f",
+    // At EL2 with a GICv3 CPU interface (ID_AA64PFR0_EL1.GIC): enable its
+    // system registers at EL2 and for EL1 (ICC_SRE_EL2.SRE and .Enable).
+    "   mrs x10, id_aa64pfr0_el1",
+    "   ubfx x10, x10, #24, #4",
+    "   cbz x10, 6f",
+    "   mov x10, #0xf",
+    "   msr icc_sre_el2, x10",
+    "   isb",
+    "6:",
     at_el2!(),
     // At EL1.
     "3: mov sp, x9",
@@ -267,7 +276,8 @@ global_asm!(
     irq = sym irq,
 );
 
-/// Rust entry of the boot CPU: records the entry level and runs the kernel.
+/// Rust entry of the boot CPU: records the entry level, sets up the GIC and
+/// runs the kernel.
 extern "C" fn boot(_cpu_id: usize, entry_el: usize) -> ! {
     ENTRY_EL.store(entry_el, Ordering::Relaxed);
     if cfg!(feature = "arm-el2") && entry_el != 2 {
@@ -275,11 +285,16 @@ extern "C" fn boot(_cpu_id: usize, entry_el: usize) -> ! {
             "the arm-el2 build was entered at EL{entry_el}: boot QEMU with virtualization=on"
         ));
     }
+    let revision = gic::init_distributor();
+    GIC_V3.store(revision >= 3, Ordering::Relaxed);
+    gic::init_this_cpu();
+    crate::println!("{NAME}: GICv{revision}");
     crate::boot_main()
 }
 
 /// Rust entry of a secondary CPU, with its logical id.
 extern "C" fn secondary(cpu_id: usize) -> ! {
+    gic::init_this_cpu();
     crate::secondary_main(cpu_id)
 }
 
@@ -291,21 +306,21 @@ extern "C" fn fatal(vector: usize, esr: usize, elr: usize, far: usize) -> ! {
     ))
 }
 
-/// Handles an interrupt: timer ticks are counted, anything else is a failure.
+/// Handles an interrupt: timer ticks are counted, wake-ups acknowledged,
+/// anything else is a failure.
 extern "C" fn irq() {
-    // SAFETY: GIC CPU interface registers (MMU off): acknowledging the
-    // interrupt pending for this CPU.
-    let intid = unsafe { read_volatile(GICC_IAR as *const u32) } & 0x3ff;
-    if intid >= GIC_SPECIAL_INTIDS {
+    let Some(intid) = gic::acknowledge() else {
         return;
+    };
+    match intid {
+        gic::TIMER_INTID => {
+            crate::on_timer_tick();
+            set_timer_interval();
+        }
+        gic::WAKE_SGI => {}
+        _ => crate::fail(format_args!("unexpected interrupt {intid}")),
     }
-    if intid != TIMER_INTID {
-        crate::fail(format_args!("unexpected interrupt {intid}"));
-    }
-    crate::on_timer_tick();
-    set_timer_interval();
-    // SAFETY: signals the end of the interrupt acknowledged above.
-    unsafe { write_volatile(GICC_EOIR as *mut u32, intid) };
+    gic::end(intid);
 }
 
 /// Writes one byte to the UART, waiting until it can take it.
@@ -342,51 +357,100 @@ fn psci_call(function: u64, args: [u64; 3]) -> i64 {
     result as i64
 }
 
-/// Starts the other CPUs (PSCI `CPU_ON`), at most `max_cpus` in total.
+/// The number of CPUs QEMU was started with, from fw_cfg.
+pub fn present_cpus() -> Option<usize> {
+    // SAFETY: the `virt` machine's fw_cfg device, reached with the MMU off.
+    fw_cfg::cpu_count(&unsafe { fw_cfg::Mmio::new(FW_CFG) })
+}
+
+/// CPUs per MPIDR cluster (Aff0 values) on the `virt` machine.
+fn cluster_size() -> usize {
+    if GIC_V3.load(Ordering::Relaxed) {
+        16
+    } else {
+        8
+    }
+}
+
+/// Starts the next CPUs (PSCI `CPU_ON`), until `max_cpus` run in total.
 pub fn start_secondary_cpus(max_cpus: usize) -> usize {
     let mpidr: u64;
     // SAFETY: reading MPIDR_EL1 has no side effect.
     unsafe { asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
-    // On `virt` with up to 8 CPUs, CPU i has affinity 0 = i (one cluster).
-    let boot_id = (mpidr & 0xff) as usize;
-    crate::println!(
-        "{NAME}: boot cpu has MPIDR affinity {boot_id} (cpu 0), running at EL{}",
-        el!()
-    );
+    let cluster = cluster_size();
+    let boot_index = ((mpidr >> 8) & 0xff) as usize * cluster + (mpidr & 0xff) as usize;
     let entry = _secondary_start as *const () as u64;
-    smp::start_cpus_by_hw_id("MPIDR", boot_id, max_cpus, |id, cpu| {
-        match psci_call(PSCI_CPU_ON, [id as u64, entry, cpu as u64]) {
+    smp::start_cpus_by_index("QEMU cpu", boot_index, max_cpus, |index, cpu| {
+        let target = (((index / cluster) << 8) | (index % cluster)) as u64;
+        match psci_call(PSCI_CPU_ON, [target, entry, cpu as u64]) {
             0 => Ok(()),
             error => Err(error as isize),
         }
     })
 }
 
+/// Sleeps until an SGI from [`wake_all`] is pending (at once if one is),
+/// then acknowledges every pending interrupt.
+pub fn wait_for_wake() {
+    // SAFETY: `wfi` only waits; a pending interrupt ends it even with IRQs
+    // masked in PSTATE (they are, outside `timer_start`).
+    unsafe { asm!("wfi", options(nomem, nostack)) };
+    while let Some(intid) = gic::acknowledge() {
+        if intid != gic::WAKE_SGI {
+            crate::fail(format_args!("unexpected interrupt {intid} while waiting"));
+        }
+        gic::end(intid);
+    }
+}
+
+/// Wakes every other CPU from [`wait_for_wake`] with an SGI.
+pub fn wake_all() {
+    gic::wake_others();
+}
+
+/// Stops this CPU for good: `wfi` forever, with IRQs masked.
+pub fn halt() -> ! {
+    // SAFETY: masks IRQs and stops this CPU's timer; nothing relies on them
+    // afterwards.
+    unsafe {
+        asm!("msr daifset, #2", options(nomem, nostack));
+        asm!("msr cntp_ctl_el0, {}", in(reg) 0u64, options(nomem, nostack));
+    }
+    loop {
+        wait_for_wake();
+    }
+}
+
+/// The physical counter (CNTPCT_EL0) in nanoseconds.
+pub fn clock_ns() -> u64 {
+    let (count, frequency): (u64, u64);
+    // SAFETY: reading the counter and its frequency has no side effect; EL1
+    // access is allowed (CNTHCTL_EL2 when entered at EL2).
+    unsafe {
+        asm!("isb", "mrs {}, cntpct_el0", out(reg) count, options(nomem, nostack));
+        asm!("mrs {}, cntfrq_el0", out(reg) frequency, options(nomem, nostack));
+    }
+    (u128::from(count) * 1_000_000_000 / u128::from(frequency.max(1))) as u64
+}
+
 /// Arms the physical timer to fire after one tick period.
 fn set_timer_interval() {
     let frequency: u64;
-    // SAFETY: reads the counter frequency and programs this CPU's physical
-    // timer (enabled, unmasked); EL1 access is allowed by CNTHCTL_EL2.
+    // SAFETY: reading the counter frequency has no side effect.
+    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) frequency, options(nomem, nostack)) };
+    let ticks = u128::from(frequency) * u128::from(super::tick_period_ns()) / 1_000_000_000;
+    // SAFETY: programs this CPU's physical timer (enabled, unmasked); EL1
+    // access is allowed by CNTHCTL_EL2.
     unsafe {
-        asm!("mrs {}, cntfrq_el0", out(reg) frequency, options(nomem, nostack));
-        asm!("msr cntp_tval_el0, {}", in(reg) frequency / TICK_HZ, options(nomem, nostack));
+        asm!("msr cntp_tval_el0, {}", in(reg) ticks as u64, options(nomem, nostack));
         asm!("msr cntp_ctl_el0, {}", in(reg) 1u64, options(nomem, nostack));
     }
 }
 
 /// Starts a periodic timer interrupt on this CPU, each calling
-/// [`crate::on_timer_tick`]; always available here.
+/// [`crate::on_timer_tick`]; always available here (the GIC forwards the
+/// timer's PPI since the CPU came online).
 pub fn timer_start() -> bool {
-    // SAFETY: GICv2 registers of the `virt` machine (MMU off). The
-    // distributor enable is global and idempotent; the enable and priority
-    // of a PPI and the CPU interface registers are banked per CPU.
-    unsafe {
-        write_volatile(GICD_CTLR as *mut u32, 1);
-        write_volatile(GICD_ISENABLER0 as *mut u32, 1 << TIMER_INTID);
-        write_volatile((GICD_IPRIORITYR + TIMER_INTID as usize) as *mut u8, 0x80);
-        write_volatile(GICC_PMR as *mut u32, 0xff);
-        write_volatile(GICC_CTLR as *mut u32, 1);
-    }
     set_timer_interval();
     // SAFETY: unmasks IRQs; the vector table handles them.
     unsafe { asm!("msr daifclr, #2", options(nomem, nostack)) };

@@ -23,7 +23,20 @@
 //!
 //! Either way the CPU ends up in `la_secondary_start`, takes its stack and
 //! logical id from its boot slot, checks in, and calls
-//! [`crate::secondary_main`]. CPUs are started one at a time.
+//! [`crate::secondary_main`]. CPUs are started one at a time. The `virt`
+//! machine takes up to 256 CPUs.
+//!
+//! # Interrupts
+//!
+//! Interrupts are off (CRMD.IE) except between [`timer_start`] and
+//! [`timer_stop`]. Two local interrupt lines are enabled in ECFG.LIE on
+//! every CPU: the constant timer (TCFG, cleared through TICLR), which calls
+//! [`crate::on_timer_tick`], and the IPI line, whose [`WAKE_IPI_VECTOR`]
+//! wakes a CPU sleeping in `idle` (which returns on a pending interrupt
+//! enabled in ECFG.LIE even with CRMD.IE off). Every exception enters
+//! `la_exception_entry`, which saves the registers the Rust handler may
+//! clobber and returns with `ertn` from interrupts; any other exception
+//! fails the run.
 //!
 //! # Exit
 //!
@@ -36,8 +49,9 @@
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
 use core::hint::spin_loop;
-use core::sync::atomic::{fence, AtomicUsize, Ordering};
+use core::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 
+use super::fw_cfg;
 use super::uart16550::{Mmio, Uart16550};
 use crate::console::{write_hex_unlocked, write_str_unlocked};
 
@@ -49,12 +63,13 @@ pub use qemu::{QEMU_FAIL_STATUS, QEMU_PASS_STATUS};
 /// Architecture name printed in reports.
 pub const NAME: &str = "loongarch64";
 
-/// Most CPUs this layer starts (and has stacks for).
-const MAX_CPUS: usize = 8;
+/// The most CPUs the `virt` board takes.
+pub const MAX_CPUS: usize = 256;
+
 /// Size of each CPU's stack.
 const STACK_SIZE: usize = 256 * 1024;
 /// Number of core ids with a boot slot; a CPU with a higher id parks itself.
-const MAX_CORE_IDS: usize = 64;
+const MAX_CORE_IDS: usize = MAX_CPUS;
 
 /// The first 16550 UART (registers one byte apart).
 const UART_BASE: usize = 0x1fe0_01e0;
@@ -79,12 +94,14 @@ const PCI_COMMAND: usize = 0x04;
 const PCI_BAR0: usize = 0x10;
 const PCI_COMMAND_MEMORY: u16 = 1 << 1;
 
-/// fw_cfg (MMIO): data register, and the big-endian 16-bit selector at +8.
-const FW_CFG_DATA: usize = 0x1e02_0000;
-const FW_CFG_SELECTOR: usize = FW_CFG_DATA + 8;
-const FW_CFG_SIGNATURE: u16 = 0x0000;
-const FW_CFG_NB_CPUS: u16 = 0x0005;
+/// The fw_cfg device of the `virt` board.
+const FW_CFG: usize = 0x1e02_0000;
 
+/// IOCSR registers of this CPU's IPI block: pending vectors, enabled
+/// vectors, and clearing pending ones.
+const IOCSR_IPI_STATUS: usize = 0x1000;
+const IOCSR_IPI_ENABLE: usize = 0x1004;
+const IOCSR_IPI_CLEAR: usize = 0x100c;
 /// IOCSR registers that send an IPI or a mailbox word to another CPU.
 const IOCSR_IPI_SEND: usize = 0x1040;
 const IOCSR_MBUF_SEND: usize = 0x1048;
@@ -95,8 +112,26 @@ const IOCSR_SEND_CPU_SHIFT: u32 = 16;
 /// Mailbox-send word selectors (bits 4:2): mailbox 0 low and high halves.
 const MBUF_BOX0_LOW: u64 = 0 << 2;
 const MBUF_BOX0_HIGH: u64 = 1 << 2;
-/// IPI vector (status bit) used to wake a parked CPU.
+/// IPI vector (status bit) that wakes a CPU: from the ROM loop (QEMU 10) at
+/// start, from `idle` in [`wait_for_wake`] afterwards.
 const WAKE_IPI_VECTOR: u64 = 0;
+
+/// CSR numbers: CRMD, ECFG, EENTRY, TCFG, TICLR.
+const CSR_CRMD: u32 = 0x0;
+const CSR_ECFG: u32 = 0x4;
+const CSR_EENTRY: u32 = 0xc;
+const CSR_TCFG: u32 = 0x41;
+const CSR_TICLR: u32 = 0x44;
+/// CRMD.IE: interrupts enabled.
+const CRMD_IE: usize = 1 << 2;
+/// Local interrupt lines (ECFG.LIE and ESTAT.IS bits): the constant timer and
+/// the IPI.
+const INT_TIMER: usize = 1 << 11;
+const INT_IPI: usize = 1 << 12;
+/// TCFG: enabled, periodic; TICLR: clear the timer interrupt.
+const TCFG_ENABLE: usize = 1 << 0;
+const TCFG_PERIODIC: usize = 1 << 1;
+const TICLR_CLEAR: usize = 1;
 
 /// Start attempts (mailbox + IPI) per CPU, and spin-loop iterations to wait
 /// for a check-in after each (counted in iterations rather than time, so
@@ -142,6 +177,16 @@ static BOOT_SLOTS: [BootSlot; MAX_CORE_IDS] = [const {
 
 /// Logical id of the last CPU that checked in (0 = none yet).
 static AP_CHECKED_IN: AtomicUsize = AtomicUsize::new(0);
+
+/// The cores running the kernel, one bit per core id: [`wake_all`] sends
+/// them IPIs.
+static ONLINE: [AtomicU64; MAX_CORE_IDS.div_ceil(64)] =
+    [const { AtomicU64::new(0) }; MAX_CORE_IDS.div_ceil(64)];
+
+/// The next core id to start, and the number of CPUs running (boot CPU
+/// included): where [`start_secondary_cpus`] resumes.
+static NEXT_CORE: AtomicUsize = AtomicUsize::new(0);
+static RUNNING: AtomicUsize = AtomicUsize::new(1);
 
 unsafe extern "C" {
     /// Entry of secondary CPUs (from `_start` on QEMU 7.2, from the ROM
@@ -208,14 +253,24 @@ la_secondary_start:
     .p2align 12
     .global la_exception_entry
 la_exception_entry:
+    /* On the interrupted code's stack (kept 16-byte aligned by the ABI):
+       save ra, a0-a7 and t0-t8, the registers Rust may clobber ($r21, the
+       per-CPU base, is never touched). */
+    addi.d $sp, $sp, -{frame}
+    st.d $ra, $sp, 0
+    .irp n, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20
+    st.d $r\n, $sp, (\n - 3) * 8
+    .endr
     csrrd $a0, 0x5
     csrrd $a1, 0x6
     csrrd $a2, 0x7
-    bstrins.d $sp, $zero, 3, 0
     bl {exception_entry}
-.Lla_exception_halt:
-    idle 0
-    b .Lla_exception_halt
+    .irp n, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20
+    ld.d $r\n, $sp, (\n - 3) * 8
+    .endr
+    ld.d $ra, $sp, 0
+    addi.d $sp, $sp, {frame}
+    ertn
     .popsection
 "#,
     stacks = sym STACKS,
@@ -225,19 +280,9 @@ la_exception_entry:
     boot_slots = sym BOOT_SLOTS,
     secondary_entry = sym secondary_cpu_entry,
     exception_entry = sym exception_entry,
+    // ra and 17 argument and temporary registers, rounded up to 16 bytes.
+    frame = const 18 * 8,
 );
-
-/// Reads an 8-bit device register.
-///
-/// # Safety
-///
-/// `address` must be a device register (or RAM) that may be read at any
-/// time with no effect beyond what the caller expects.
-unsafe fn mmio_read8(address: usize) -> u8 {
-    // SAFETY: guaranteed by the caller; in direct-address mode the address is
-    // the physical address.
-    unsafe { (address as *const u8).read_volatile() }
-}
 
 /// Writes an 8-bit device register.
 ///
@@ -262,6 +307,21 @@ unsafe fn iocsr_write32(address: usize, value: u32) {
         asm!("iocsrwr.w {value}, {address}", value = in(reg) value, address = in(reg) address,
              options(nostack, preserves_flags))
     };
+}
+
+/// Reads a 32-bit IOCSR register.
+///
+/// # Safety
+///
+/// `address` must be an IOCSR register whose read has no side effect.
+unsafe fn iocsr_read32(address: usize) -> u32 {
+    let value: u32;
+    // SAFETY: guaranteed by the caller; `iocsrrd.w` touches no memory.
+    unsafe {
+        asm!("iocsrrd.w {value}, {address}", value = out(reg) value, address = in(reg) address,
+             options(nostack, preserves_flags))
+    };
+    value
 }
 
 /// Sends a 64-bit value to an IOCSR register.
@@ -324,14 +384,6 @@ fn signal_pvpanic() -> bool {
     false
 }
 
-/// Stops the calling CPU for good.
-fn halt() -> ! {
-    loop {
-        // SAFETY: `idle` only waits for an interrupt (none are enabled).
-        unsafe { asm!("idle 0", options(nomem, nostack, preserves_flags)) };
-    }
-}
-
 /// Ends the QEMU run: powers off through ACPI GED if `success` (QEMU exits
 /// with [`QEMU_PASS_STATUS`]), otherwise reports a panic through pvpanic-pci
 /// (QEMU exits with [`QEMU_FAIL_STATUS`]).
@@ -350,25 +402,10 @@ pub fn exit(success: bool) -> ! {
     halt()
 }
 
-/// Number of CPUs QEMU was started with, from fw_cfg (1 if fw_cfg is absent).
-fn fw_cfg_cpu_count() -> usize {
-    let select = |key: u16| {
-        // SAFETY: FW_CFG_SELECTOR is the fw_cfg selector register of the
-        // `virt` board (big-endian); selecting an item has no other effect.
-        unsafe { (FW_CFG_SELECTOR as *mut u16).write_volatile(key.to_be()) }
-    };
-    // SAFETY: FW_CFG_DATA is the fw_cfg data register; each byte read returns
-    // the next byte of the selected item.
-    let read = || unsafe { mmio_read8(FW_CFG_DATA) };
-    select(FW_CFG_SIGNATURE);
-    let signature = [read(), read(), read(), read()];
-    if &signature != b"QEMU" {
-        return 1;
-    }
-    select(FW_CFG_NB_CPUS);
-    let low = usize::from(read());
-    let high = usize::from(read());
-    (low | (high << 8)).max(1)
+/// The number of CPUs QEMU was started with, from fw_cfg.
+pub fn present_cpus() -> Option<usize> {
+    // SAFETY: the `virt` board's fw_cfg device, reached in direct-address mode.
+    fw_cfg::cpu_count(&unsafe { fw_cfg::Mmio::new(FW_CFG) })
 }
 
 /// Top of CPU `cpu_id`'s stack.
@@ -377,17 +414,33 @@ fn stack_top(cpu_id: usize) -> usize {
 }
 
 /// Per-CPU setup done by every CPU before it runs the common code: installs
-/// the exception entry and masks every interrupt source.
+/// the exception entry, enables the timer and IPI lines in ECFG.LIE (not in
+/// CRMD: interrupts stay off) and the wake-up IPI vector, clears what the
+/// start-up left pending, and marks the core online for [`wake_all`].
 fn init_this_cpu() {
     let entry = la_exception_entry as *const () as usize;
-    // SAFETY: EENTRY receives a 4 KiB-aligned handler that reports the
-    // exception and ends the run; clearing ECFG masks all local interrupt
-    // lines and selects a single exception entry (interrupts stay disabled
-    // in CRMD anyway).
+    // SAFETY: EENTRY receives a 4 KiB-aligned entry that handles the timer
+    // and IPI interrupts and fails the run on anything else; ECFG selects a
+    // single entry (VS = 0) and the two local lines, which are only taken
+    // once CRMD.IE is set (`timer_start`); the timer is off until then.
     unsafe {
-        asm!("csrwr {}, 0xc", inout(reg) entry => _, options(nostack, preserves_flags));
-        asm!("csrwr {}, 0x4", inout(reg) 0usize => _, options(nostack, preserves_flags));
+        asm!("csrwr {}, {csr}", inout(reg) entry => _, csr = const CSR_EENTRY,
+             options(nostack, preserves_flags));
+        asm!("csrwr {}, {csr}", inout(reg) INT_TIMER | INT_IPI => _, csr = const CSR_ECFG,
+             options(nostack, preserves_flags));
+        asm!("csrwr {}, {csr}", inout(reg) 0usize => _, csr = const CSR_TCFG,
+             options(nostack, preserves_flags));
+        asm!("csrwr {}, {csr}", inout(reg) TICLR_CLEAR => _, csr = const CSR_TICLR,
+             options(nostack, preserves_flags));
     }
+    // SAFETY: this core's IPI block: clearing what started it (QEMU 10's ROM
+    // loop) and enabling the wake-up vector only affects its own IPIs.
+    unsafe {
+        iocsr_write32(IOCSR_IPI_CLEAR, u32::MAX);
+        iocsr_write32(IOCSR_IPI_ENABLE, 1 << WAKE_IPI_VECTOR);
+    }
+    let core = core_id();
+    ONLINE[core / 64].fetch_or(1 << (core % 64), Ordering::Release);
 }
 
 /// Rust entry of the boot CPU, called by `_start` on stack 0.
@@ -422,9 +475,109 @@ fn mailbox_send(core: usize, value: u64) {
 /// Sends a wake-up IPI to core `core`.
 fn ipi_send(core: usize) {
     let command = ((core as u64) << IOCSR_SEND_CPU_SHIFT) | IOCSR_SEND_BLOCKING | WAKE_IPI_VECTOR;
-    // SAFETY: IOCSR_IPI_SEND sets an IPI status bit of another core; the
-    // kernel never enables IPI interrupts, so it only wakes the ROM loop.
+    // SAFETY: IOCSR_IPI_SEND sets an IPI status bit of another core: it
+    // wakes the ROM loop (QEMU 10) or `wait_for_wake`, and the exception
+    // entry acknowledges it if it interrupts.
     unsafe { iocsr_write32(IOCSR_IPI_SEND, command as u32) };
+}
+
+/// Acknowledges this core's pending IPIs.
+fn clear_ipis() {
+    // SAFETY: this core's IPI block; clearing its pending vectors lowers the
+    // IPI line and has no other effect.
+    unsafe { iocsr_write32(IOCSR_IPI_CLEAR, iocsr_read32(IOCSR_IPI_STATUS)) };
+}
+
+/// Sleeps until a wake-up IPI is pending (at once if one is), then
+/// acknowledges it.
+pub fn wait_for_wake() {
+    // SAFETY: `idle` waits until an interrupt line enabled in ECFG.LIE (the
+    // IPI line, see `init_this_cpu`) is pending, also with CRMD.IE off.
+    unsafe { asm!("idle 0", options(nomem, nostack, preserves_flags)) };
+    clear_ipis();
+}
+
+/// Sends a wake-up IPI to every other online core.
+pub fn wake_all() {
+    // The stores the woken cores look for come before the IPIs.
+    fence(Ordering::SeqCst);
+    let me = core_id();
+    for (window, online) in ONLINE.iter().enumerate() {
+        let mut cores = online.load(Ordering::Acquire);
+        while cores != 0 {
+            let core = window * 64 + cores.trailing_zeros() as usize;
+            cores &= cores - 1;
+            if core != me {
+                ipi_send(core);
+            }
+        }
+    }
+}
+
+/// Reads the stable counter with `rdtime.d`.
+fn read_time() -> u64 {
+    let time: u64;
+    // SAFETY: reading the stable counter has no side effect.
+    unsafe { asm!("rdtime.d {}, $zero", out(reg) time, options(nomem, nostack, preserves_flags)) };
+    time
+}
+
+/// The frequency of the stable counter and the constant timer, from CPUCFG
+/// words 4 (base frequency) and 5 (multiplier, divisor).
+fn counter_hz() -> u64 {
+    let (base, ratio): (u64, u64);
+    // SAFETY: reading CPUCFG words has no side effect.
+    unsafe {
+        asm!("cpucfg {}, {}", out(reg) base, in(reg) 4u64, options(nomem, nostack, preserves_flags));
+        asm!("cpucfg {}, {}", out(reg) ratio, in(reg) 5u64, options(nomem, nostack, preserves_flags));
+    }
+    let (multiplier, divisor) = (ratio & 0xffff, (ratio >> 16) & 0xffff);
+    (base & 0xffff_ffff) * multiplier.max(1) / divisor.max(1)
+}
+
+/// The stable counter in nanoseconds.
+pub fn clock_ns() -> u64 {
+    (u128::from(read_time()) * 1_000_000_000 / u128::from(counter_hz().max(1))) as u64
+}
+
+/// Stops this CPU for good: `idle` forever, with interrupts off.
+pub fn halt() -> ! {
+    timer_stop();
+    loop {
+        wait_for_wake();
+    }
+}
+
+/// Starts the constant timer of this CPU (periodic, every
+/// [`super::tick_period_ns`]) and enables interrupts; each tick calls
+/// [`crate::on_timer_tick`]. Returns true: every CPU has the timer.
+pub fn timer_start() -> bool {
+    let ticks = u128::from(counter_hz()) * u128::from(super::tick_period_ns()) / 1_000_000_000;
+    let config = (ticks as usize & !0b11) | TCFG_PERIODIC | TCFG_ENABLE;
+    // SAFETY: programs this CPU's constant timer, whose interrupt line is
+    // enabled in ECFG.LIE, then sets CRMD.IE: the exception entry handles
+    // the timer and IPI interrupts and preserves the interrupted registers.
+    unsafe {
+        asm!("csrwr {}, {csr}", inout(reg) config => _, csr = const CSR_TCFG,
+             options(nostack, preserves_flags));
+        asm!("csrxchg {}, {}, {csr}", inout(reg) CRMD_IE => _, in(reg) CRMD_IE,
+             csr = const CSR_CRMD, options(nostack, preserves_flags));
+    }
+    true
+}
+
+/// Disables interrupts on this CPU and stops its constant timer.
+pub fn timer_stop() {
+    // SAFETY: clearing CRMD.IE masks interrupts; disabling the timer and
+    // clearing its pending interrupt only concern this CPU.
+    unsafe {
+        asm!("csrxchg {}, {}, {csr}", inout(reg) 0usize => _, in(reg) CRMD_IE,
+             csr = const CSR_CRMD, options(nostack, preserves_flags));
+        asm!("csrwr {}, {csr}", inout(reg) 0usize => _, csr = const CSR_TCFG,
+             options(nostack, preserves_flags));
+        asm!("csrwr {}, {csr}", inout(reg) TICLR_CLEAR => _, csr = const CSR_TICLR,
+             options(nostack, preserves_flags));
+    }
 }
 
 /// Waits (by spin count) for CPU `cpu_id` to check in.
@@ -462,29 +615,52 @@ fn start_cpu(core: usize, cpu_id: usize) -> bool {
     false
 }
 
-/// Starts the secondary CPUs, one at a time, as logical CPUs 1, 2, ... up to
-/// `max_cpus` CPUs in total (at most 8), each on its own stack and entering
-/// [`crate::secondary_main`]. Returns the number of CPUs running, including
-/// the boot CPU. Every CPU counted has already checked in here.
+/// Starts the next secondary CPUs, one at a time, with the next logical ids,
+/// until `max_cpus` CPUs run in total, each on its own stack and entering
+/// [`crate::secondary_main`]; continues where the previous call stopped.
+/// Returns the number of CPUs running, including the boot CPU. A core that
+/// does not start is skipped (the caller compares the count with QEMU's).
 pub fn start_secondary_cpus(max_cpus: usize) -> usize {
-    let present = fw_cfg_cpu_count();
-    let wanted = max_cpus.min(MAX_CPUS).min(present).max(1);
+    let present = present_cpus().unwrap_or(1).min(MAX_CORE_IDS);
     let boot_core = core_id();
-    let mut running = 1;
-    for core in 0..present.min(MAX_CORE_IDS) {
-        if running == wanted {
-            break;
-        }
+    let mut running = RUNNING.load(Ordering::Relaxed);
+    let mut core = NEXT_CORE.load(Ordering::Relaxed);
+    while running < max_cpus && core < present {
         if core != boot_core && start_cpu(core, running) {
             running += 1;
         }
+        core += 1;
     }
+    NEXT_CORE.store(core, Ordering::Relaxed);
+    RUNNING.store(running, Ordering::Relaxed);
     running
 }
 
-/// Called by the exception entry with CSR.ESTAT, CSR.ERA and CSR.BADV.
-/// Reports and fails.
-extern "C" fn exception_entry(estat: u64, era: u64, badv: u64) -> ! {
+/// Called by the exception entry with CSR.ESTAT, CSR.ERA and CSR.BADV:
+/// handles the timer and IPI interrupts and returns; reports any other
+/// exception and fails the run.
+extern "C" fn exception_entry(estat: u64, era: u64, badv: u64) {
+    let ecode = (estat >> 16) & 0x3f;
+    let pending = estat as usize & (INT_TIMER | INT_IPI);
+    if ecode == 0 && pending != 0 {
+        if pending & INT_TIMER != 0 {
+            // SAFETY: acknowledges this CPU's timer interrupt.
+            unsafe {
+                asm!("csrwr {}, {csr}", inout(reg) TICLR_CLEAR => _, csr = const CSR_TICLR,
+                     options(nostack, preserves_flags))
+            };
+            crate::on_timer_tick();
+        }
+        if pending & INT_IPI != 0 {
+            clear_ipis();
+        }
+        return;
+    }
+    fatal(estat, era, badv)
+}
+
+/// Reports an unexpected exception and fails the run.
+fn fatal(estat: u64, era: u64, badv: u64) -> ! {
     write_str_unlocked("\n!! loongarch64 exception: estat ");
     write_hex_unlocked(estat);
     write_str_unlocked(" (ecode ");

@@ -4,12 +4,32 @@
 //! interface to the common code:
 //!
 //! - `NAME`: the architecture's name, e.g. `"riscv64"`;
+//! - `MAX_CPUS`: the most CPUs the layer starts (see [`crate::MAX_CPUS`]);
 //! - `console_write_byte(b)`: polling serial output, callable on any CPU;
-//! - `start_secondary_cpus(max_cpus) -> usize`: called on the boot CPU only;
-//!   starts the CPUs with logical ids 1, 2, ... (at most `max_cpus` CPUs in
-//!   total), each entering [`crate::secondary_main`] on its own stack, and
-//!   returns the number of CPUs including the boot CPU, without waiting for
-//!   them to check in;
+//! - `present_cpus() -> Option<usize>`: the number of CPUs QEMU was started
+//!   with (`-smp`, read from fw_cfg, see [`fw_cfg`]), `None` if unknown;
+//! - `start_secondary_cpus(max_cpus) -> usize`: called on the boot CPU only,
+//!   possibly several times (the CPUs come online in waves); starts the next
+//!   CPUs, with the next logical ids, until `max_cpus` CPUs run in total or
+//!   no more can be started, each entering [`crate::secondary_main`] on its
+//!   own stack, and returns the number of CPUs started so far including the
+//!   boot CPU (the caller compares it with QEMU's count and waits for them
+//!   to check in);
+//! - `wait_for_wake()`: sleeps until a wake-up from [`wake_all`] arrives, or
+//!   returns at once if one arrived since the last call (it may also return
+//!   for no reason); callers re-check what they wait for. Hundreds of vCPUs
+//!   share two host cores under QEMU: a waiting CPU must not spin;
+//! - `wake_all()`: wakes every other running CPU from `wait_for_wake`; called
+//!   after a store that sleeping CPUs wait for, which it orders before the
+//!   wake-up;
+//! - `halt() -> !`: stops this CPU for good, sleeping;
+//! - `clock_ns() -> u64`: a free-running clock in nanoseconds, readable on
+//!   any CPU from [`crate::boot_main`] on (x86_64 starts its HPET before),
+//!   for the time limits of waits;
+//! - `timer_start() -> bool`, `timer_stop()`: a periodic timer interrupt on
+//!   this CPU, every [`tick_period_ns`], whose handler calls
+//!   [`crate::on_timer_tick`] (`timer_start` returns whether there is one); a
+//!   wake-up arriving while it runs is acknowledged by the interrupt handler;
 //! - `exit(success) -> !`: powers QEMU off with the architecture's pass or
 //!   fail status.
 //!
@@ -18,10 +38,6 @@
 //! in `arch/<arch>_qemu.rs`, which `cargo xtask` also includes; the layer
 //! re-exports that file's `QEMU_PASS_STATUS` and `QEMU_FAIL_STATUS`, the exit
 //! statuses `exit` makes QEMU return.
-//!
-//! Architectures may also provide a periodic timer (`timer_start() -> bool`,
-//! `timer_stop()`) whose interrupt calls [`crate::on_timer_tick`]; the others
-//! get the fallback below, which reports that there is none.
 
 #[cfg_attr(target_arch = "x86_64", path = "x86_64.rs")]
 #[cfg_attr(target_arch = "aarch64", path = "aarch64.rs")]
@@ -30,21 +46,19 @@
 mod imp;
 
 pub use imp::{
-    console_write_byte, exit, start_secondary_cpus, NAME, QEMU_FAIL_STATUS, QEMU_PASS_STATUS,
+    clock_ns, console_write_byte, exit, halt, present_cpus, start_secondary_cpus, timer_start,
+    timer_stop, wait_for_wake, wake_all, MAX_CPUS, NAME, QEMU_FAIL_STATUS, QEMU_PASS_STATUS,
 };
 
-#[cfg(not(target_arch = "loongarch64"))]
-pub use imp::{timer_start, timer_stop};
+mod fw_cfg;
 
-/// loongarch64 has no tick timer here: the hammering runs without interrupts.
-#[cfg(target_arch = "loongarch64")]
-pub fn timer_start() -> bool {
-    false
+/// The period of the timer interrupt: 100 µs on up to 8 CPUs, longer with
+/// more (all CPUs together take about 80 000 ticks per second): QEMU raises
+/// every vCPU's timer interrupt from one host thread.
+pub fn tick_period_ns() -> u64 {
+    let cpus = crate::suite::running_cpus().max(1) as u64;
+    100_000 * cpus.div_ceil(8)
 }
-
-/// loongarch64 has no tick timer here: nothing to stop.
-#[cfg(target_arch = "loongarch64")]
-pub fn timer_stop() {}
 
 #[cfg(any(
     target_arch = "x86_64",
@@ -58,6 +72,8 @@ mod uart16550;
 /// opaque argument.
 #[cfg(any(target_arch = "riscv64", target_arch = "aarch64"))]
 mod smp {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
     use crate::MAX_CPUS;
 
     /// log2 of the size of each CPU's stack.
@@ -72,42 +88,61 @@ mod smp {
     /// The stacks of all CPUs (in `.bss`).
     pub static mut STACKS: Stacks = Stacks([[0; 1 << STACK_SHIFT]; MAX_CPUS]);
 
-    /// Hardware ids probed for CPUs: far more than QEMU's `-smp 8` needs.
-    const MAX_HW_ID: usize = 64;
+    /// The next CPU index (QEMU's numbering of its CPUs, 0 to `-smp` - 1) to
+    /// start, and the number of CPUs started, the boot CPU included.
+    static NEXT_INDEX: AtomicUsize = AtomicUsize::new(0);
+    static STARTED: AtomicUsize = AtomicUsize::new(1);
 
-    /// Starts CPUs by hardware id until `max_cpus` run in total or the firmware
-    /// refuses one (there is no such CPU).
+    /// Starts CPUs by index, continuing where the previous call stopped,
+    /// until `max_cpus` run in total or the firmware refuses one (there is no
+    /// such CPU).
     ///
-    /// Every hardware id below [`MAX_HW_ID`] except `boot_hw_id` is tried in
-    /// increasing order, because the boot CPU is not always hardware id 0;
-    /// `start(hw_id, logical_id)` asks the firmware to start one CPU with the
+    /// Every index below [`MAX_CPUS`] except `boot_index` is tried in
+    /// increasing order, because the boot CPU is not always the first;
+    /// `start(index, logical_id)` asks the firmware to start one CPU with the
     /// given logical id and returns the firmware's error code on failure.
-    /// Returns the number of running CPUs, including the boot CPU.
-    pub fn start_cpus_by_hw_id(
+    /// Returns the number of CPUs started so far, including the boot CPU.
+    pub fn start_cpus_by_index(
         kind: &str,
-        boot_hw_id: usize,
+        boot_index: usize,
         max_cpus: usize,
         mut start: impl FnMut(usize, usize) -> Result<(), isize>,
     ) -> usize {
-        let mut cpus = 1;
-        for hw_id in (0..MAX_HW_ID).filter(|&id| id != boot_hw_id) {
-            if cpus >= max_cpus {
-                break;
+        let mut cpus = STARTED.load(Ordering::Relaxed);
+        let first = cpus;
+        let mut index = NEXT_INDEX.load(Ordering::Relaxed);
+        while cpus < max_cpus && index < MAX_CPUS {
+            if index == boot_index {
+                index += 1;
+                continue;
             }
-            match start(hw_id, cpus) {
+            match start(index, cpus) {
                 Ok(()) => {
-                    crate::println!("{}: started {kind} {hw_id} as cpu {cpus}", super::NAME);
+                    if max_cpus <= crate::suite::VERBOSE_CPUS {
+                        crate::println!("{}: started {kind} {index} as cpu {cpus}", super::NAME);
+                    }
                     cpus += 1;
+                    index += 1;
                 }
                 Err(err) => {
                     crate::println!(
-                        "{}: no {kind} {hw_id} (firmware error {err}): {cpus} cpus",
+                        "{}: no {kind} {index} (firmware error {err}): {cpus} cpus",
                         super::NAME
                     );
                     break;
                 }
             }
         }
+        if max_cpus > crate::suite::VERBOSE_CPUS && cpus > first {
+            crate::println!(
+                "{}: started cpus {first} to {} ({kind} indices up to {})",
+                super::NAME,
+                cpus - 1,
+                index - 1
+            );
+        }
+        NEXT_INDEX.store(index, Ordering::Relaxed);
+        STARTED.store(cpus, Ordering::Relaxed);
         cpus
     }
 }

@@ -4,17 +4,22 @@
 //!   `a0` = its hart id. That hart becomes logical CPU 0.
 //! - Other harts: started by the SBI HSM extension (`hart_start`) at
 //!   `_secondary_start`, with their logical id as the opaque argument (`a1`).
+//!   The bundled OpenSBI boots at most 128 harts.
 //! - Console: the 16550 UART at 0x1000_0000.
 //! - Exit: the `sifive_test` device at 0x10_0000.
 //! - Timer: SBI `set_timer` and the supervisor timer interrupt.
+//! - Waiting: `wfi` with only the supervisor software interrupt enabled in
+//!   `sie` (and `sstatus.SIE` off), woken by an SBI IPI, which sets
+//!   `sip.SSIP`.
 //!
 //! The percpu crate keeps the per-CPU area base in `gp`, so nothing here ever
 //! touches `gp`, and the linker script defines no `__global_pointer$`.
 
 use core::arch::{asm, global_asm};
 use core::ptr::write_volatile;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 
+use super::fw_cfg;
 use super::smp::{self, STACKS, STACK_SHIFT};
 use super::uart16550::{Mmio, Uart16550};
 
@@ -25,11 +30,18 @@ pub use qemu::{QEMU_FAIL_STATUS, QEMU_PASS_STATUS};
 /// Name of this architecture.
 pub const NAME: &str = "riscv64";
 
+/// The most harts OpenSBI boots (1.1; the 1.5.1 bundled with QEMU 10 runs
+/// out of heap above 35, see `riscv64_qemu.rs`).
+pub const MAX_CPUS: usize = 128;
+
 /// The 16550 UART of the `virt` machine.
 const UART_BASE: usize = 0x1000_0000;
 
 /// The `sifive_test` power-off device of the `virt` machine.
 const SIFIVE_TEST: usize = 0x10_0000;
+
+/// The fw_cfg device of the `virt` machine.
+const FW_CFG: usize = 0x1010_0000;
 
 /// SBI extension ids and function ids used here.
 const SBI_EXT_BASE: usize = 0x10;
@@ -38,21 +50,31 @@ const SBI_EXT_HSM: usize = 0x48_534D;
 const SBI_HSM_HART_START: usize = 0;
 const SBI_EXT_TIME: usize = 0x5449_4D45;
 const SBI_TIME_SET_TIMER: usize = 0;
+const SBI_EXT_IPI: usize = 0x73_5049;
+const SBI_IPI_SEND_IPI: usize = 0;
 
 /// `sstatus.SIE`: supervisor interrupts enabled.
 const SSTATUS_SIE: usize = 1 << 1;
 /// `sstatus.FS` = Initial: the FPU is on (rustc may emit FP instructions).
 const SSTATUS_FS_INITIAL: usize = 1 << 13;
+/// `sie.SSIE`, `sip.SSIP`: supervisor software interrupt (an SBI IPI).
+const SIE_SSIE: usize = 1 << 1;
 /// `sie.STIE`: supervisor timer interrupt enabled.
 const SIE_STIE: usize = 1 << 5;
-/// `scause` of a supervisor timer interrupt.
+/// `scause` of a supervisor software and timer interrupt.
+const SCAUSE_SUPERVISOR_SOFTWARE: usize = (1 << 63) | 1;
 const SCAUSE_SUPERVISOR_TIMER: usize = (1 << 63) | 5;
 
-/// Timer period in `time` ticks: 100 µs with the `virt` machine's 10 MHz timebase.
-const TICK_INTERVAL: u64 = 1_000;
+/// Nanoseconds per `time` tick (the `virt` machine's 10 MHz timebase).
+const NS_PER_TIME_TICK: u64 = 100;
 
 /// Hart id of the boot hart (logical CPU 0).
 static BOOT_HART: AtomicUsize = AtomicUsize::new(0);
+
+/// The harts that run this kernel, one bit per hart id: [`wake_all`] sends
+/// its IPIs to them.
+static ONLINE: [AtomicU64; MAX_CPUS.div_ceil(64)] =
+    [const { AtomicU64::new(0) }; MAX_CPUS.div_ceil(64)];
 
 extern "C" {
     /// Entry point of secondary harts (in the `global_asm!` below).
@@ -92,7 +114,6 @@ global_asm!(
     "   addi t0, a1, 1",
     "   slli t0, t0, {stack_shift}",
     "   add sp, sp, t0",
-    "   mv a0, a1",
     "   call {secondary}",
     fs_initial = const SSTATUS_FS_INITIAL,
     stacks = sym STACKS,
@@ -146,22 +167,40 @@ global_asm!(
 /// Rust entry of the boot hart: records its hart id and runs the kernel.
 extern "C" fn boot(hart_id: usize) -> ! {
     BOOT_HART.store(hart_id, Ordering::Relaxed);
+    come_online(hart_id);
+    crate::println!("{NAME}: boot hart is hart {hart_id} (cpu 0)");
     crate::boot_main()
 }
 
-/// Rust entry of a secondary hart, with its logical CPU id.
-extern "C" fn secondary(cpu_id: usize) -> ! {
+/// Rust entry of a secondary hart, with its hart id and logical CPU id.
+extern "C" fn secondary(hart_id: usize, cpu_id: usize) -> ! {
+    come_online(hart_id);
     crate::secondary_main(cpu_id)
 }
 
-/// Handles a trap: timer interrupts tick, anything else is a test failure.
+/// Marks hart `hart_id` (the caller) online for [`wake_all`] and lets its
+/// `wfi` wake up on an IPI.
+fn come_online(hart_id: usize) {
+    ONLINE[hart_id / 64].fetch_or(1 << (hart_id % 64), Ordering::Relaxed);
+    // SAFETY: enables the supervisor software interrupt in `sie` only; with
+    // `sstatus.SIE` off it is never taken outside `timer_start`, where `trap`
+    // handles it.
+    unsafe { asm!("csrs sie, {}", in(reg) SIE_SSIE, options(nomem, nostack)) };
+}
+
+/// Handles a trap: timer interrupts tick, IPIs are acknowledged, anything
+/// else is a test failure.
 extern "C" fn trap() {
     let scause: usize;
     // SAFETY: reading a supervisor CSR in S-mode has no side effect.
     unsafe { asm!("csrr {}, scause", out(reg) scause, options(nomem, nostack)) };
     if scause == SCAUSE_SUPERVISOR_TIMER {
         crate::on_timer_tick();
-        set_timer(read_time() + TICK_INTERVAL);
+        set_timer(read_time() + tick_interval());
+        return;
+    }
+    if scause == SCAUSE_SUPERVISOR_SOFTWARE {
+        clear_ipi();
         return;
     }
     let (sepc, stval): (usize, usize);
@@ -213,6 +252,64 @@ fn read_time() -> u64 {
     time
 }
 
+/// The number of harts QEMU was started with, from fw_cfg.
+pub fn present_cpus() -> Option<usize> {
+    // SAFETY: the `virt` machine's fw_cfg device, reached without paging.
+    fw_cfg::cpu_count(&unsafe { fw_cfg::Mmio::new(FW_CFG) })
+}
+
+/// Clears `sip.SSIP`: the wake-up IPI (if any) has been seen.
+fn clear_ipi() {
+    // SAFETY: clearing the supervisor software interrupt pending bit only
+    // acknowledges an IPI.
+    unsafe { asm!("csrc sip, {}", in(reg) SIE_SSIE, options(nomem, nostack)) };
+}
+
+/// Sleeps until an IPI is pending (at once if one is), then acknowledges it.
+pub fn wait_for_wake() {
+    // SAFETY: `wfi` only waits; it returns when an interrupt enabled in `sie`
+    // (here the software interrupt, see `come_online`) is pending, even with
+    // `sstatus.SIE` off, and OpenSBI does not trap it (mstatus.TW = 0).
+    unsafe { asm!("wfi", options(nomem, nostack)) };
+    clear_ipi();
+}
+
+/// Sends an IPI to every online hart, 64 hart ids per SBI call. The caller's
+/// own IPI only makes its next [`wait_for_wake`] return at once.
+pub fn wake_all() {
+    // The stores the woken harts look for come before the IPIs.
+    fence(Ordering::SeqCst);
+    for (window, online) in ONLINE.iter().enumerate() {
+        let mask = online.load(Ordering::Relaxed);
+        if mask != 0 {
+            sbi_call(
+                SBI_EXT_IPI,
+                SBI_IPI_SEND_IPI,
+                [mask as usize, window * 64, 0],
+            );
+        }
+    }
+}
+
+/// Stops this hart for good: `wfi` forever, with interrupts off.
+pub fn halt() -> ! {
+    // SAFETY: masks interrupts on this hart; nothing relies on them afterwards.
+    unsafe { asm!("csrc sstatus, {}", in(reg) SSTATUS_SIE, options(nomem, nostack)) };
+    loop {
+        wait_for_wake();
+    }
+}
+
+/// The timer period in `time` ticks.
+fn tick_interval() -> u64 {
+    super::tick_period_ns() / NS_PER_TIME_TICK
+}
+
+/// The `time` CSR in nanoseconds.
+pub fn clock_ns() -> u64 {
+    read_time() * NS_PER_TIME_TICK
+}
+
 /// The serial console, as OpenSBI programmed it.
 // SAFETY: the `virt` machine has a 16550 UART at UART_BASE, driven only
 // through this value once the kernel runs; reached without paging, its
@@ -224,16 +321,15 @@ pub fn console_write_byte(b: u8) {
     UART.write_byte(b);
 }
 
-/// Starts the other harts (SBI HSM), at most `max_cpus` CPUs in total.
+/// Starts the next harts (SBI HSM), until `max_cpus` CPUs run in total.
 pub fn start_secondary_cpus(max_cpus: usize) -> usize {
     let boot_hart = BOOT_HART.load(Ordering::Relaxed);
-    crate::println!("{NAME}: boot hart is hart {boot_hart} (cpu 0)");
     if !sbi_has_extension(SBI_EXT_HSM) {
         crate::println!("{NAME}: firmware without SBI HSM: 1 cpu");
         return 1;
     }
     let entry = _secondary_start as *const () as usize;
-    smp::start_cpus_by_hw_id("hart", boot_hart, max_cpus, |hart, cpu| {
+    smp::start_cpus_by_index("hart", boot_hart, max_cpus, |hart, cpu| {
         match sbi_call(SBI_EXT_HSM, SBI_HSM_HART_START, [hart, entry, cpu]) {
             (0, _) => Ok(()),
             (error, _) => Err(error),
@@ -247,7 +343,7 @@ pub fn timer_start() -> bool {
     if !sbi_has_extension(SBI_EXT_TIME) {
         return false;
     }
-    set_timer(read_time() + TICK_INTERVAL);
+    set_timer(read_time() + tick_interval());
     // SAFETY: enables the supervisor timer interrupt, handled by `trap`
     // (stvec was set at entry).
     unsafe {

@@ -11,27 +11,41 @@
 //!
 //! # Secondary CPUs
 //!
-//! [`start_secondary_cpus`] reads the CPU count from QEMU's fw_cfg device,
-//! copies a 16-bit trampoline to 0x8000 and wakes one CPU at a time with
-//! INIT, SIPI, SIPI through the local APIC. The trampoline enters protected
-//! mode and joins the boot CPU's path into long mode; the CPU then takes its
-//! stack and logical id from two shared variables, checks in, and calls
-//! [`crate::secondary_main`]. The next CPU is only started after the previous
-//! one has checked in, so the shared variables are never overwritten early.
+//! [`start_secondary_cpus`] copies a 16-bit trampoline to 0x8000 and wakes
+//! one CPU at a time with INIT, SIPI, SIPI through the local APIC. The
+//! trampoline enters protected mode and joins the boot CPU's path into long
+//! mode; the CPU then takes its stack and logical id from two shared
+//! variables, checks in, and calls [`crate::secondary_main`]. The next CPU is
+//! only started after the previous one has checked in, so the shared
+//! variables are never overwritten early. [`present_cpus`] reads the CPU
+//! count from QEMU's fw_cfg device.
+//!
+//! # Local APIC
+//!
+//! When the CPU has x2APIC (QEMU's `-cpu ...,+x2apic`, which it requires for
+//! APIC ids from 255 up), every CPU switches its local APIC to x2APIC mode:
+//! registers become MSRs, APIC ids are 32 bits, and the ICR is one 64-bit
+//! MSR. Otherwise the xAPIC registers are memory-mapped (8-bit ids).
 //!
 //! # Interrupts
 //!
-//! Interrupts stay disabled unless a CPU calls [`enable_timer_interrupts`].
-//! Every CPU loads the same IDT: CPU exceptions print a report and fail the
-//! run; vector 0x40 is the local APIC timer, whose handler calls
-//! [`crate::on_timer_tick`]. Nothing here reads or writes GS or GS_BASE: the
-//! `percpu` crate owns them.
+//! Interrupts are disabled except between [`timer_start`] and
+//! [`timer_stop`] and inside [`wait_for_wake`]. Every CPU loads the same IDT:
+//! CPU exceptions print a report and fail the run; vector 0x40 is the local
+//! APIC timer, whose handler calls [`crate::on_timer_tick`]; vector 0x41 is
+//! the wake-up IPI of [`wake_all`], which ends a `hlt`. Nothing here reads or
+//! writes GS or GS_BASE: the `percpu` crate owns them.
+//!
+//! # Clock
+//!
+//! The HPET's main counter, enabled at boot, is [`clock_ns`].
 
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
 use core::hint::spin_loop;
-use core::sync::atomic::{compiler_fence, AtomicUsize, Ordering};
+use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use super::fw_cfg;
 use super::uart16550::{Registers, Uart16550};
 use crate::console::{write_hex_unlocked, write_str_unlocked};
 
@@ -43,8 +57,9 @@ pub use qemu::{QEMU_FAIL_STATUS, QEMU_PASS_STATUS};
 /// Architecture name printed in reports.
 pub const NAME: &str = "x86_64";
 
-/// Most CPUs this layer starts (and has stacks for).
-const MAX_CPUS: usize = 8;
+/// The most CPUs this layer starts (and has stacks for); QEMU's q35 takes
+/// more with x2APIC.
+pub const MAX_CPUS: usize = 512;
 /// Size of each CPU's stack.
 const STACK_SIZE: usize = 256 * 1024;
 
@@ -60,18 +75,34 @@ const DEBUG_EXIT_FAIL: u32 = 0x11;
 const _: () = assert!(((DEBUG_EXIT_PASS << 1) | 1) as i32 == QEMU_PASS_STATUS);
 const _: () = assert!(((DEBUG_EXIT_FAIL << 1) | 1) as i32 == QEMU_FAIL_STATUS);
 
-/// fw_cfg selector and data I/O ports, and the items read from them.
+/// fw_cfg selector and data I/O ports.
 const FW_CFG_SELECTOR: u16 = 0x510;
 const FW_CFG_DATA: u16 = 0x511;
-const FW_CFG_SIGNATURE: u16 = 0x0000;
-const FW_CFG_NB_CPUS: u16 = 0x0005;
 
-/// MSR holding the local APIC's physical base address.
+/// The HPET of q35 (identity-mapped, uncached): capabilities (the counter
+/// period in femtoseconds in bits 63:32), configuration, main counter.
+const HPET_BASE: usize = 0xfed0_0000;
+const HPET_CAPABILITIES: usize = HPET_BASE;
+const HPET_CONFIG: usize = HPET_BASE + 0x10;
+const HPET_COUNTER: usize = HPET_BASE + 0xf0;
+const HPET_CONFIG_ENABLE: u64 = 1;
+
+/// MSR holding the local APIC's physical base address and mode bits.
 const IA32_APIC_BASE: u32 = 0x1b;
+/// IA32_APIC_BASE: the APIC is enabled, in x2APIC mode.
+const APIC_BASE_ENABLE: u64 = 1 << 11;
+const APIC_BASE_X2APIC: u64 = 1 << 10;
+/// The first x2APIC MSR: register offset `o` of the xAPIC is MSR
+/// `X2APIC_MSR_BASE + o / 16`.
+const X2APIC_MSR_BASE: u32 = 0x800;
+/// CPUID leaf 1, ECX: x2APIC supported.
+const CPUID_1_ECX_X2APIC: u32 = 1 << 21;
 /// Local APIC (xAPIC, memory-mapped) register offsets.
 const LAPIC_ID: usize = 0x20;
 const LAPIC_TPR: usize = 0x80;
 const LAPIC_EOI: usize = 0xb0;
+/// The first of the eight interrupt request registers (32 vectors each).
+const LAPIC_IRR: usize = 0x200;
 const LAPIC_SVR: usize = 0xf0;
 const LAPIC_ICR_LOW: usize = 0x300;
 const LAPIC_ICR_HIGH: usize = 0x310;
@@ -86,15 +117,16 @@ const ICR_DELIVERY_PENDING: u32 = 1 << 12;
 const ICR_INIT: u32 = 0x0000_4500;
 /// ICR command: start-up IPI (the vector is the trampoline's page number).
 const ICR_STARTUP: u32 = 0x0000_4600;
+/// ICR destination shorthand: all CPUs but the sender.
+const ICR_ALL_BUT_SELF: u32 = 0b11 << 18;
 /// LVT bits: masked, and periodic mode for the timer.
 const LVT_MASKED: u32 = 1 << 16;
 const LVT_TIMER_PERIODIC: u32 = 1 << 17;
 /// Timer divide configuration value for "divide by 16".
 const TIMER_DIVIDE_BY_16: u32 = 0b0011;
-/// Timer initial count: QEMU clocks the APIC timer at 1 GHz, so 6 250 ticks
-/// divided by 16 make a 100 µs period (short, so that even a brief stretch of
-/// work is interrupted).
-const TIMER_INITIAL_COUNT: u32 = 6_250;
+/// Nanoseconds per timer count: QEMU clocks the APIC timer at 1 GHz, divided
+/// by 16.
+const NS_PER_TIMER_COUNT: u64 = 16;
 
 /// Legacy 8259 PICs: command and data ports of the primary and secondary.
 const PIC1_COMMAND: u16 = 0x20;
@@ -107,6 +139,7 @@ const PIC_VECTOR_BASE: u8 = 0x20;
 
 /// Interrupt vectors used by this layer.
 const TIMER_VECTOR: u8 = 0x40;
+const WAKE_VECTOR: u8 = 0x41;
 const SPURIOUS_VECTOR: u8 = 0xff;
 /// Number of CPU exception vectors with a handler.
 const EXCEPTION_VECTORS: usize = 32;
@@ -115,15 +148,19 @@ const EXCEPTION_VECTORS: usize = 32;
 const TRAMPOLINE_ADDR: usize = 0x8000;
 const _: () = assert!(TRAMPOLINE_ADDR & 0xfff == 0 && TRAMPOLINE_ADDR < 0x10_0000);
 
-/// Highest xAPIC id probed when looking for secondary CPUs.
-const MAX_APIC_ID: u32 = 0xfe;
+/// Highest APIC id probed when looking for secondary CPUs: xAPIC ids stop
+/// below 0xff (broadcast); with x2APIC, QEMU numbers the CPUs of `-smp n`
+/// 0 to n - 1.
+const MAX_XAPIC_ID: u32 = 0xfe;
+const MAX_X2APIC_ID: u32 = 2 * MAX_CPUS as u32;
 /// After this many APIC ids fail to start, stop looking for more CPUs.
 const MAX_START_FAILURES: usize = 4;
 /// INIT-SIPI-SIPI rounds tried per APIC id before giving up on it.
 const START_ATTEMPTS: usize = 3;
-/// TSC ticks to wait after INIT (about 10 ms at 2 GHz) and after each SIPI.
-const INIT_DELAY_TSC: u64 = 20_000_000;
-const SIPI_DELAY_TSC: u64 = 400_000;
+/// Time to wait after INIT (10 ms, as the MP specification asks) and after
+/// each SIPI.
+const INIT_DELAY_NS: u64 = 10_000_000;
+const SIPI_DELAY_NS: u64 = 200_000;
 /// Spin-loop iterations to wait for a started CPU to check in (counted in
 /// iterations rather than time, so that an oversubscribed host that delays
 /// the new vCPU also delays the count).
@@ -150,6 +187,17 @@ static AP_CPU_ID: AtomicUsize = AtomicUsize::new(0);
 static AP_CHECKED_IN: AtomicUsize = AtomicUsize::new(0);
 /// Virtual (= physical) address of the local APIC registers, set at boot.
 static LAPIC_BASE: AtomicUsize = AtomicUsize::new(0xfee0_0000);
+/// Whether the local APICs run in x2APIC mode (set at boot, before any other
+/// CPU starts).
+static X2APIC: AtomicBool = AtomicBool::new(false);
+/// The HPET's counter period in femtoseconds (0 until enabled at boot).
+static HPET_PERIOD_FS: AtomicU64 = AtomicU64::new(0);
+/// The next APIC id to try, and the number of CPUs running (boot CPU
+/// included): where [`start_secondary_cpus`] resumes.
+static NEXT_APIC_ID: AtomicU32 = AtomicU32::new(0);
+static RUNNING: AtomicUsize = AtomicUsize::new(1);
+/// Consecutive APIC ids that failed to start.
+static START_FAILURES: AtomicUsize = AtomicUsize::new(0);
 
 /// The interrupt descriptor table shared by all CPUs (256 16-byte gates).
 #[repr(C, align(16))]
@@ -175,6 +223,8 @@ unsafe extern "C" {
     fn x86_ap_trampoline_end();
     /// Timer interrupt entry (vector 0x40).
     fn x86_timer_stub();
+    /// Wake-up IPI entry (vector 0x41).
+    fn x86_wake_stub();
     /// Spurious interrupt entry: returns at once.
     fn x86_spurious_stub();
     /// Entry addresses of the exception stubs for vectors 0 to 31.
@@ -278,8 +328,9 @@ x86_long_mode_entry:
     movq $_bss_start, %rdi
     movq $_bss_end, %rcx
     subq %rdi, %rcx
+    shrq $3, %rcx
     xorl %eax, %eax
-    rep stosb
+    rep stosq
     leaq {stacks}(%rip), %rsp
     addq ${stack_size}, %rsp
     xorl %ebp, %ebp
@@ -367,11 +418,12 @@ x86_exception_common:
     call {exception_entry}
     ud2
 
-    /* Local APIC timer: save every caller-saved register (and the x87/SSE
-       state), call Rust, restore, return. Does not touch GS. */
+    /* Interrupt entries: save every caller-saved register (and the x87/SSE
+       state), call Rust, restore, return. They do not touch GS. */
+    .macro X86_INTERRUPT_STUB name, entry
     .p2align 4
-    .global x86_timer_stub
-x86_timer_stub:
+    .global \name
+\name:
     pushq %rax
     pushq %rcx
     pushq %rdx
@@ -387,7 +439,7 @@ x86_timer_stub:
     andq $-16, %rsp
     fxsave64 (%rsp)
     cld
-    call {timer_entry}
+    call \entry
     fxrstor64 (%rsp)
     movq %rbp, %rsp
     popq %rbp
@@ -401,6 +453,10 @@ x86_timer_stub:
     popq %rcx
     popq %rax
     iretq
+    .endm
+    /* The local APIC timer and the wake-up IPI. */
+    X86_INTERRUPT_STUB x86_timer_stub, {timer_entry}
+    X86_INTERRUPT_STUB x86_wake_stub, {wake_entry}
 
     .p2align 4
     .global x86_spurious_stub
@@ -426,6 +482,7 @@ x86_exception_stub_table:
     trampoline_addr = const TRAMPOLINE_ADDR,
     exception_entry = sym exception_entry,
     timer_entry = sym timer_entry,
+    wake_entry = sym wake_entry,
     options(att_syntax)
 );
 
@@ -495,44 +552,80 @@ unsafe fn rdmsr(msr: u32) -> u64 {
     (u64::from(high) << 32) | u64::from(low)
 }
 
-/// Reads the time-stamp counter.
-fn rdtsc() -> u64 {
-    let (low, high): (u32, u32);
-    // SAFETY: `rdtsc` is always available in long mode (CR4.TSD is clear) and
-    // only reads the counter.
+/// Writes a model-specific register.
+///
+/// # Safety
+///
+/// `msr` must exist on this CPU and `value` be valid for it; the write must
+/// have only the effect the caller intends.
+unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: guaranteed by the caller; `wrmsr` touches no memory.
     unsafe {
-        asm!("rdtsc", out("eax") low, out("edx") high, options(nomem, nostack, preserves_flags))
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
+             options(nomem, nostack, preserves_flags))
     };
-    (u64::from(high) << 32) | u64::from(low)
 }
 
-/// Busy-waits for at least `ticks` time-stamp counter ticks.
-fn delay_tsc(ticks: u64) {
-    let start = rdtsc();
-    while rdtsc().wrapping_sub(start) < ticks {
+/// Busy-waits for at least `ns` nanoseconds of [`clock_ns`].
+fn delay_ns(ns: u64) {
+    let start = clock_ns();
+    while clock_ns().wrapping_sub(start) < ns {
         spin_loop();
     }
 }
 
-/// Reads a local APIC register.
+/// Reads a local APIC register (given by its xAPIC offset).
 fn lapic_read(offset: usize) -> u32 {
+    if X2APIC.load(Ordering::Relaxed) {
+        // SAFETY: in x2APIC mode, the register at xAPIC `offset` is this MSR;
+        // the callers read ID, ICR and status registers, which x2APIC has.
+        return unsafe { rdmsr(X2APIC_MSR_BASE + (offset >> 4) as u32) } as u32;
+    }
     let address = LAPIC_BASE.load(Ordering::Relaxed) + offset;
     // SAFETY: the local APIC's register page is identity-mapped (uncached) by
     // the boot page tables, and `offset` is one of the register offsets above.
     unsafe { (address as *const u32).read_volatile() }
 }
 
-/// Writes a local APIC register.
+/// Writes a local APIC register (given by its xAPIC offset; not the ICR, see
+/// [`send_ipi`]).
 fn lapic_write(offset: usize, value: u32) {
+    if X2APIC.load(Ordering::Relaxed) {
+        // SAFETY: as in `lapic_read`; the callers only write values that are
+        // valid for the register.
+        return unsafe { wrmsr(X2APIC_MSR_BASE + (offset >> 4) as u32, u64::from(value)) };
+    }
     let address = LAPIC_BASE.load(Ordering::Relaxed) + offset;
     // SAFETY: as in `lapic_read`; the callers only write values that are
     // valid for the register.
     unsafe { (address as *mut u32).write_volatile(value) };
 }
 
-/// Sends an inter-processor interrupt to the CPU with xAPIC id `apic_id` and
-/// waits until the local APIC has accepted it.
+/// This CPU's local APIC id (32 bits in x2APIC mode, 8 in xAPIC mode).
+fn apic_id() -> u32 {
+    if X2APIC.load(Ordering::Relaxed) {
+        lapic_read(LAPIC_ID)
+    } else {
+        lapic_read(LAPIC_ID) >> 24
+    }
+}
+
+/// Sends an inter-processor interrupt `command` to the CPU with APIC id
+/// `apic_id` (ignored with a destination shorthand) and waits until the
+/// local APIC has accepted it.
 fn send_ipi(apic_id: u32, command: u32) {
+    if X2APIC.load(Ordering::Relaxed) {
+        // SAFETY: the x2APIC ICR takes the destination and the command in one
+        // write and needs no wait; the callers send INIT, SIPI or the
+        // wake-up vector.
+        unsafe {
+            wrmsr(
+                X2APIC_MSR_BASE + (LAPIC_ICR_LOW >> 4) as u32,
+                u64::from(apic_id) << 32 | u64::from(command),
+            )
+        };
+        return;
+    }
     lapic_write(LAPIC_ICR_HIGH, apic_id << 24);
     lapic_write(LAPIC_ICR_LOW, command);
     while lapic_read(LAPIC_ICR_LOW) & ICR_DELIVERY_PENDING != 0 {
@@ -585,24 +678,49 @@ pub fn exit(success: bool) -> ! {
     }
 }
 
-/// Number of CPUs QEMU was started with, from fw_cfg (1 if fw_cfg is absent).
-fn fw_cfg_cpu_count() -> usize {
-    // SAFETY: ports 0x510/0x511 are QEMU's fw_cfg selector and data ports;
-    // selecting an item and reading it has no other effect.
-    unsafe {
-        outw(FW_CFG_SELECTOR, FW_CFG_SIGNATURE);
-        let mut signature = [0u8; 4];
-        for byte in &mut signature {
-            *byte = inb(FW_CFG_DATA);
-        }
-        if &signature != b"QEMU" {
-            return 1;
-        }
-        outw(FW_CFG_SELECTOR, FW_CFG_NB_CPUS);
-        let low = usize::from(inb(FW_CFG_DATA));
-        let high = usize::from(inb(FW_CFG_DATA));
-        (low | (high << 8)).max(1)
+/// QEMU's fw_cfg device at I/O ports 0x510 (selector) and 0x511 (data).
+struct FwCfgPorts;
+
+impl fw_cfg::Registers for FwCfgPorts {
+    fn select(&self, key: u16) {
+        // SAFETY: port 0x510 is the fw_cfg selector of q35; selecting an item
+        // has no other effect.
+        unsafe { outw(FW_CFG_SELECTOR, key) }
     }
+
+    fn read(&self) -> u8 {
+        // SAFETY: port 0x511 is the fw_cfg data port; a read returns the next
+        // byte of the selected item and has no other effect.
+        unsafe { inb(FW_CFG_DATA) }
+    }
+}
+
+/// The number of CPUs QEMU was started with, from fw_cfg.
+pub fn present_cpus() -> Option<usize> {
+    fw_cfg::cpu_count(&FwCfgPorts)
+}
+
+/// Reads an HPET register.
+fn hpet_read(register: usize) -> u64 {
+    // SAFETY: the HPET's registers are identity-mapped (uncached); reading
+    // the capabilities and the counter has no side effect.
+    unsafe { (register as *const u64).read_volatile() }
+}
+
+/// Starts the HPET's main counter, the source of [`clock_ns`].
+fn enable_hpet() {
+    HPET_PERIOD_FS.store(hpet_read(HPET_CAPABILITIES) >> 32, Ordering::Relaxed);
+    // SAFETY: setting ENABLE_CNF starts the main counter; no HPET timer
+    // interrupt is configured, so it raises none.
+    unsafe {
+        (HPET_CONFIG as *mut u64).write_volatile(hpet_read(HPET_CONFIG) | HPET_CONFIG_ENABLE)
+    };
+}
+
+/// The HPET's main counter in nanoseconds (0 before the boot CPU enabled it).
+pub fn clock_ns() -> u64 {
+    let period = u128::from(HPET_PERIOD_FS.load(Ordering::Relaxed));
+    (u128::from(hpet_read(HPET_COUNTER)) * period / 1_000_000) as u64
 }
 
 /// Top of CPU `cpu_id`'s stack.
@@ -638,6 +756,7 @@ fn init_idt() {
     // SAFETY: as above.
     unsafe {
         (*table)[usize::from(TIMER_VECTOR)] = interrupt_gate(x86_timer_stub as *const () as usize);
+        (*table)[usize::from(WAKE_VECTOR)] = interrupt_gate(x86_wake_stub as *const () as usize);
         (*table)[usize::from(SPURIOUS_VECTOR)] =
             interrupt_gate(x86_spurious_stub as *const () as usize);
     }
@@ -664,7 +783,8 @@ fn disable_legacy_pic() {
 }
 
 /// Per-CPU setup done by every CPU before it runs the common code: loads the
-/// IDT and software-enables the local APIC (interrupts stay disabled).
+/// IDT, switches the local APIC to x2APIC mode if the boot CPU chose it, and
+/// software-enables it (interrupts stay disabled).
 fn init_this_cpu() {
     let pointer = DescriptorTablePointer {
         limit: (core::mem::size_of::<[[u64; 2]; 256]>() - 1) as u16,
@@ -673,19 +793,46 @@ fn init_this_cpu() {
     // SAFETY: the IDT is static, filled before any CPU loads it, and its
     // gates point to the stubs above.
     unsafe { asm!("lidt [{}]", in(reg) &pointer, options(readonly, nostack, preserves_flags)) };
+    if X2APIC.load(Ordering::Relaxed) {
+        // SAFETY: the CPU has x2APIC (checked by the boot CPU, and QEMU gives
+        // all CPUs the same model); switching from the enabled xAPIC mode to
+        // x2APIC mode is a valid transition, and this layer then reaches the
+        // APIC only through its MSRs.
+        unsafe {
+            let base = rdmsr(IA32_APIC_BASE);
+            wrmsr(IA32_APIC_BASE, base | APIC_BASE_ENABLE | APIC_BASE_X2APIC);
+        }
+    }
     lapic_write(LAPIC_TPR, 0);
     lapic_write(LAPIC_SVR, SVR_APIC_ENABLE | u32::from(SPURIOUS_VECTOR));
+}
+
+/// Whether the CPU supports x2APIC (CPUID leaf 1).
+fn has_x2apic() -> bool {
+    // SAFETY: CPUID leaf 1 exists on every x86_64 CPU. (`__cpuid` is a safe
+    // function in newer Rust; Rust 1.89, the minimum, needs the block.)
+    #[allow(unused_unsafe)]
+    let leaf = unsafe { core::arch::x86_64::__cpuid(1) };
+    leaf.ecx & CPUID_1_ECX_X2APIC != 0
 }
 
 /// Rust entry of the boot CPU, called by `_start` in long mode on stack 0.
 extern "C" fn boot_cpu_entry() -> ! {
     UART.init();
+    enable_hpet();
     // SAFETY: IA32_APIC_BASE exists on every CPU QEMU emulates for q35.
     let apic_base = unsafe { rdmsr(IA32_APIC_BASE) } & 0x000f_ffff_ffff_f000;
     LAPIC_BASE.store(apic_base as usize, Ordering::Relaxed);
+    X2APIC.store(has_x2apic(), Ordering::Relaxed);
     disable_legacy_pic();
     init_idt();
     init_this_cpu();
+    let mode = if X2APIC.load(Ordering::Relaxed) {
+        "x2APIC"
+    } else {
+        "xAPIC"
+    };
+    crate::println!("{NAME}: local APICs in {mode} mode");
     crate::boot_main()
 }
 
@@ -730,9 +877,9 @@ fn start_cpu(apic_id: u32, cpu_id: usize) -> bool {
     let startup = ICR_STARTUP | (TRAMPOLINE_ADDR >> 12) as u32;
     for _ in 0..START_ATTEMPTS {
         send_ipi(apic_id, ICR_INIT);
-        delay_tsc(INIT_DELAY_TSC);
+        delay_ns(INIT_DELAY_NS);
         send_ipi(apic_id, startup);
-        delay_tsc(SIPI_DELAY_TSC);
+        delay_ns(SIPI_DELAY_NS);
         // A CPU already running ignores the second start-up IPI.
         send_ipi(apic_id, startup);
         if wait_check_in(cpu_id) {
@@ -744,80 +891,115 @@ fn start_cpu(apic_id: u32, cpu_id: usize) -> bool {
     false
 }
 
-/// Starts the secondary CPUs, one at a time, as logical CPUs 1, 2, ... up to
-/// `max_cpus` CPUs in total (at most 8), each on its own stack and entering
-/// [`crate::secondary_main`]. Returns the number of CPUs running, including
-/// the boot CPU. Every CPU counted has already checked in here.
+/// Starts the next secondary CPUs, one at a time, with the next logical ids,
+/// until `max_cpus` CPUs run in total, each on its own stack and entering
+/// [`crate::secondary_main`]; continues where the previous call stopped.
+/// Returns the number of CPUs running, including the boot CPU. Every CPU
+/// counted has already checked in here. APIC ids are tried in increasing
+/// order; after [`MAX_START_FAILURES`] in a row fail, the search stops (the
+/// caller compares the count with QEMU's).
 pub fn start_secondary_cpus(max_cpus: usize) -> usize {
-    let wanted = max_cpus.min(MAX_CPUS).min(fw_cfg_cpu_count()).max(1);
-    if wanted == 1 {
-        return 1;
+    let mut running = RUNNING.load(Ordering::Relaxed);
+    if running >= max_cpus {
+        return running;
     }
     install_trampoline();
-    let boot_apic_id = lapic_read(LAPIC_ID) >> 24;
-    let mut running = 1;
-    let mut failures = 0;
-    for apic_id in 0..=MAX_APIC_ID {
-        if running == wanted || failures == MAX_START_FAILURES {
-            break;
-        }
-        if apic_id == boot_apic_id {
+    let boot_apic_id = apic_id();
+    let last_apic_id = if X2APIC.load(Ordering::Relaxed) {
+        MAX_X2APIC_ID
+    } else {
+        MAX_XAPIC_ID
+    };
+    let mut next = NEXT_APIC_ID.load(Ordering::Relaxed);
+    let mut failures = START_FAILURES.load(Ordering::Relaxed);
+    while running < max_cpus && failures < MAX_START_FAILURES && next <= last_apic_id {
+        let id = next;
+        next += 1;
+        if id == boot_apic_id {
             continue;
         }
-        if start_cpu(apic_id, running) {
+        if start_cpu(id, running) {
             running += 1;
+            failures = 0;
         } else {
             failures += 1;
         }
     }
+    NEXT_APIC_ID.store(next, Ordering::Relaxed);
+    START_FAILURES.store(failures, Ordering::Relaxed);
+    RUNNING.store(running, Ordering::Relaxed);
     running
 }
 
+/// Sleeps (`hlt` with interrupts enabled for its duration) until an
+/// interrupt arrives: the wake-up IPI of [`wake_all`], acknowledged by its
+/// handler, or one that was already pending.
+pub fn wait_for_wake() {
+    // SAFETY: `sti` takes effect after `hlt` starts, so an interrupt pending
+    // or arriving ends the `hlt` rather than slipping in before it; the IDT's
+    // handlers preserve all registers; interrupts are off again afterwards.
+    unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+}
+
+/// Sends the wake-up IPI to every other CPU (the "all but self" shorthand;
+/// CPUs not started yet ignore it).
+pub fn wake_all() {
+    // The stores the woken CPUs look for come before the IPI (an x2APIC ICR
+    // write is not serializing).
+    core::sync::atomic::fence(Ordering::SeqCst);
+    send_ipi(0, ICR_ALL_BUT_SELF | u32::from(WAKE_VECTOR));
+}
+
+/// Stops this CPU for good: `hlt` with interrupts disabled.
+pub fn halt() -> ! {
+    timer_stop();
+    loop {
+        // SAFETY: halting with interrupts disabled only stops this CPU.
+        unsafe { asm!("cli", "hlt", options(nomem, nostack)) };
+    }
+}
+
 /// Starts the local APIC timer of the calling CPU (periodic, vector 0x40,
-/// every 100 µs) and enables interrupts on it. Each tick calls
-/// [`crate::on_timer_tick`] on the interrupted CPU.
-///
-/// (Optional part of the interface: kernels that do not test timer
-/// interrupts need not call it.)
-#[allow(dead_code)]
-pub fn enable_timer_interrupts() {
+/// every [`super::tick_period_ns`]) and enables interrupts on it; returns
+/// true: x86_64 has a timer. Each tick calls [`crate::on_timer_tick`] on the
+/// interrupted CPU.
+pub fn timer_start() -> bool {
+    let count = (super::tick_period_ns() / NS_PER_TIMER_COUNT).min(u64::from(u32::MAX));
     lapic_write(LAPIC_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
     lapic_write(
         LAPIC_LVT_TIMER,
         LVT_TIMER_PERIODIC | u32::from(TIMER_VECTOR),
     );
-    lapic_write(LAPIC_TIMER_INITIAL_COUNT, TIMER_INITIAL_COUNT);
-    // SAFETY: the IDT is loaded on every CPU and its timer gate points to a
-    // handler that preserves all registers.
+    lapic_write(LAPIC_TIMER_INITIAL_COUNT, count as u32);
+    // SAFETY: the IDT is loaded on every CPU and its timer and wake-up gates
+    // point to handlers that preserve all registers.
     unsafe { asm!("sti", options(nostack)) };
+    true
 }
 
 /// Disables interrupts on the calling CPU and stops its local APIC timer.
-#[allow(dead_code)]
-pub fn disable_timer_interrupts() {
+///
+/// A tick that fired before the timer was masked can still be pending in the
+/// APIC: it is taken here, while the caller still counts ticks, rather than
+/// when [`wait_for_wake`] enables interrupts later.
+pub fn timer_stop() {
     // SAFETY: disabling interrupts has no other effect.
     unsafe { asm!("cli", options(nostack)) };
     lapic_write(LAPIC_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
     lapic_write(LAPIC_TIMER_INITIAL_COUNT, 0);
+    let irr = LAPIC_IRR + 0x10 * usize::from(TIMER_VECTOR / 32);
+    let pending = 1 << (TIMER_VECTOR % 32);
+    while lapic_read(irr) & pending != 0 {
+        // SAFETY: interrupts are enabled for one instruction after `sti`'s
+        // shadow, which lets the pending tick in; its handler preserves all
+        // registers.
+        unsafe { asm!("sti", "nop", "cli", options(nostack)) };
+    }
 }
 
-/// Starts the calling CPU's periodic timer interrupt (see
-/// [`enable_timer_interrupts`]); returns true: x86_64 has a timer.
-///
-/// This is the shape the common code's `arch::timer_start` has.
-#[allow(dead_code)]
-pub fn timer_start() -> bool {
-    enable_timer_interrupts();
-    true
-}
-
-/// Stops the calling CPU's periodic timer interrupt (see
-/// [`disable_timer_interrupts`]).
-///
-/// This is the shape the common code's `arch::timer_stop` has.
-#[allow(dead_code)]
-pub fn timer_stop() {
-    disable_timer_interrupts();
+/// Called by the wake-up IPI stub with interrupts disabled: acknowledges it.
+extern "C" fn wake_entry() {
+    lapic_write(LAPIC_EOI, 0);
 }
 
 /// Called by the timer stub with interrupts disabled.
@@ -846,7 +1028,7 @@ extern "C" fn exception_entry(frame: *const u64) -> ! {
     write_str_unlocked(" cr2 ");
     write_hex_unlocked(cr2);
     write_str_unlocked(" apic id ");
-    write_hex_unlocked(u64::from(lapic_read(LAPIC_ID) >> 24));
+    write_hex_unlocked(u64::from(apic_id()));
     write_str_unlocked("\n");
     exit(false)
 }

@@ -24,10 +24,22 @@ pub const QEMU_FAIL_STATUS: i32 = 35;
 /// The kernel is loaded through its PVH ELF note; `isa-debug-exit` at port
 /// 0xf4 gives it a way to report pass or fail, and `-no-reboot` turns a
 /// triple fault into an exit (with a status that is neither pass nor fail).
+/// Above 8 CPUs the CPU model gets x2APIC (which QEMU requires for APIC ids
+/// from 255 up), so that the kernel's x2APIC mode is tested too; 512 MiB
+/// hold the kernel image with its 512 stacks and heap.
 #[cfg(not(target_os = "none"))]
 pub fn qemu_args(smp: usize, kernel: &str) -> Vec<String> {
+    let cpu = if smp <= 8 { "qemu64" } else { "qemu64,+x2apic" };
     qemu_common::command(
-        &["qemu-system-x86_64", "-machine", "q35", "-m", "128M"],
+        &[
+            "qemu-system-x86_64",
+            "-machine",
+            "q35",
+            "-cpu",
+            cpu,
+            "-m",
+            "512M",
+        ],
         smp,
         &[
             "-no-reboot",

@@ -27,10 +27,11 @@ const ZERO_VMA_HEADER: &str = ".percpu 0x0 :";
 /// With that feature percpu reaches a variable's link-time address with
 /// 32-bit absolute or PC-relative forms, so the address stays below 2 GiB
 /// (sign-extended 32-bit immediates) and within 2 GiB of the kernel code.
-/// It overlaps none of the kernel images, which are linked at 0x20_0000
-/// (loongarch64), 0x4020_0000 (aarch64), 0x8020_0000 (riscv64) and in the
-/// first MiBs (x86_64), and nothing is loaded there: the section's contents
-/// are loaded at `_percpu_start` inside the image.
+/// It overlaps none of the kernel images, which are linked at 0x100_0000
+/// (x86_64, loongarch64: above the `.percpu` section's own range at address 0,
+/// `CPU_NUM` areas), 0x4020_0000 (aarch64) and 0x8020_0000 (riscv64), and
+/// nothing is loaded there: the section's contents are loaded at
+/// `_percpu_start` inside the image.
 const NON_ZERO_VMA: u64 = 0x2000_0000;
 
 fn main() {

@@ -4,7 +4,7 @@
 //!
 //! QEMU loads the kernel ELF at its physical addresses and starts CPUs in
 //! direct-address mode (virtual = physical, interrupts off), so the kernel
-//! runs where it is linked (0x20_0000) with no MMU setup. `_start` tells the
+//! runs where it is linked (0x100_0000) with no MMU setup. `_start` tells the
 //! boot CPU (core id 0) from the others, clears `.bss`, switches to the boot
 //! CPU's stack and calls [`crate::boot_main`]. The softfloat target needs no
 //! FPU.

@@ -113,9 +113,11 @@ pub fn run(cpu: usize, cpus: usize, verbose: bool, barrier: impl Fn(&'static str
     done.0.store(rounds, Ordering::Relaxed);
     done.1.store(ticks, Ordering::Relaxed);
     drop(irq);
-    println!(
-        "cpu {cpu}: checked tier: {rounds} rounds and {ticks} ticks through guards, nothing lost"
-    );
+    if verbose {
+        println!(
+            "cpu {cpu}: checked tier: {rounds} rounds and {ticks} ticks through guards, nothing lost"
+        );
+    }
     barrier("the checked-tier rounds");
 
     for other in 0..cpus {

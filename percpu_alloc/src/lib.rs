@@ -36,20 +36,25 @@
 
 extern crate alloc;
 
+mod cache;
 mod counter;
+mod cpu;
+mod deferred;
 mod error;
 mod handle;
+mod object;
 pub mod offset_alloc;
 mod source;
 mod space;
 
+pub use cache::{cached_bytes, drain_cache, CACHE_BYTES_PER_CLASS, CACHE_CLASSES, MAX_CACHED_SIZE};
 pub use counter::PerCpuCounter;
 pub use error::{AllocError, InitError};
-pub use handle::{alloc_percpu, PerCpu};
+pub use handle::{alloc_percpu, alloc_percpu_atomic, PerCpu};
 pub use source::ChunkSource;
 #[cfg(feature = "alloc")]
 pub use source::GlobalAllocSource;
-pub use space::{init, max_align, max_size, stats};
+pub use space::{init, max_align, max_size, needs_refill, reclaim, refill, stats};
 
 /// The default size of the dynamic reserve of every per-CPU area (the first chunk): 64 KiB per CPU.
 pub const DEFAULT_RESERVE: usize = 64 * 1024;

@@ -96,7 +96,7 @@ impl Class {
     /// One object of the class, aligned as the class's offsets are.
     pub(crate) fn one(self) -> Request {
         Request {
-            count: (self.capacity() / 2).max(1),
+            count: 1,
             ..self.refill()
         }
     }
@@ -226,6 +226,8 @@ mod tests {
                 assert_eq!(class.size() % class.align(), 0);
                 assert!(class.capacity() * class.size() <= CACHE_BYTES_PER_CLASS);
                 assert!(class.refill().count <= class.capacity());
+                assert_eq!(class.one().count, 1);
+                assert_eq!(class.one().align, class.align());
                 assert!(class.capacity() < 256);
             }
         }

@@ -100,7 +100,10 @@ fn take(class: Class, context: Context) -> Result<Taken, AllocError> {
         Some(taken) => taken,
         // This interrupted a change of this CPU's cache: one object from the core.
         None => Ok(match space::alloc_present(class.one(), context)? {
-            Some(batch) => Taken::Refilled(batch.first()),
+            Some(batch) => {
+                debug_assert!(batch.rest().is_empty(), "one object asked for");
+                Taken::Refilled(batch.first())
+            }
             None => Taken::NoRoom,
         }),
     }

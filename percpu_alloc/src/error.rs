@@ -14,9 +14,10 @@ pub enum AllocError {
     /// The chunk source had no memory for a further chunk, or the heap none for its metadata.
     SourceExhausted,
     /// The allocation would have to wait: an atomic allocation (`PerCpu::new_with_atomic`) found no
-    /// room in the chunks already obtained (call [`refill`](crate::refill) from task context), or an
-    /// allocation interrupted this CPU's use of the allocator's lock (a signal handler in a hosted
-    /// program, a non-maskable interrupt in a kernel), which it could never get.
+    /// room in the chunks already obtained (call [`refill`](crate::refill) from task context) or the
+    /// allocator's lock busy for longer than it may wait, or an allocation interrupted this CPU's use
+    /// of that lock (a signal handler in a hosted program, a non-maskable interrupt in a kernel), which
+    /// it could never get.
     WouldBlock,
 }
 

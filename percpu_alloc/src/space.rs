@@ -10,27 +10,31 @@
 //!
 //! # The lock
 //!
-//! The core is guarded by a ticket lock (first come, first served), taken with local interrupts and
-//! preemption disabled. Nothing under it calls the heap or the chunk source, or waits for anything:
-//! every critical section is a bounded computation on the core's metadata. Growing takes three steps:
-//! under the lock, find that a chunk is needed and what metadata it takes; without the lock, obtain
-//! the chunk from the source and its metadata from the heap (fallibly); under the lock again, allocate
-//! if another CPU added room meanwhile (the new chunk then becomes a spare or goes back), else add the
-//! chunk and allocate. Releasing a free chunk likewise unlinks it under the lock and hands it back to
-//! the source, and its metadata to the heap, after unlocking.
+//! The core is guarded by a spin lock, taken with local interrupts and preemption disabled. Nothing
+//! under it calls the heap or the chunk source, or waits for anything: every critical section is a
+//! bounded computation on the core's metadata. Growing takes three steps: under the lock, find that a
+//! chunk is needed and what metadata it takes; without the lock, obtain the chunk from the source and
+//! its metadata from the heap (fallibly); under the lock again, allocate if another CPU added room
+//! meanwhile (the new chunk then becomes a spare or goes back), else add the chunk and allocate.
+//! Releasing a free chunk likewise unlinks it under the lock and hands it back to the source, and its
+//! metadata to the heap, after unlocking, in task context only.
+//!
+//! Task context waits for the lock as long as it takes. An atomic allocation and a free make at most
+//! [`BOUNDED_ATTEMPTS`] attempts at it (the lock is not fair, so a bound on attempts is what bounds
+//! their wait): then the allocation reports [`AllocError::WouldBlock`] and the free is deferred
+//! (`crate::deferred`) to the next holder of the lock.
 //!
 //! While a CPU holds (or waits for) the lock, its `Space` flag is set (`crate::cpu`): code that
 //! interrupted it on that CPU, which could never get the lock, does not try (an allocation reports
-//! [`AllocError::WouldBlock`], a free is deferred, `crate::deferred`). In a kernel that is only a
-//! non-maskable interrupt, since the lock holder has interrupts disabled; in a hosted program, a signal
-//! handler.
+//! [`AllocError::WouldBlock`], a free is deferred). In a kernel that is only a non-maskable interrupt,
+//! since the lock holder has interrupts disabled; in a hosted program, a signal handler.
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel_guard::NoPreemptIrqSave;
-use spin::mutex::{TicketMutex, TicketMutexGuard};
+use spin::mutex::{SpinMutex, SpinMutexGuard};
 
 use crate::cpu::{Claim, Flag};
 use crate::offset_alloc::{self, AddChunkError, ChunkMetadata, OffsetAllocator, Retired};
@@ -42,11 +46,15 @@ pub(crate) const PAGE_SIZE: usize = offset_alloc::MAX_ALIGN;
 /// The unit in `sp-naive` mode, where there are no areas: every chunk is one unit of this size.
 const NAIVE_UNIT: usize = 64 * 1024;
 
+/// Attempts at the lock before an operation that must not wait longer gives up
+/// (an atomic allocation reports [`AllocError::WouldBlock`], a free is deferred).
+const BOUNDED_ATTEMPTS: usize = 1 << 10;
+
 /// The spare chunks kept until [`refill`] says otherwise.
 const DEFAULT_SPARE_CHUNKS: usize = 1;
 
 /// The system's dynamic per-CPU space, once [`init`] has run.
-static SPACE: TicketMutex<Option<Space>> = TicketMutex::new(None);
+static SPACE: SpinMutex<Option<Space>> = SpinMutex::new(None);
 
 /// Whether [`needs_refill`] says so: kept up to date by every holder of the lock.
 static NEEDS_REFILL: AtomicBool = AtomicBool::new(false);
@@ -121,7 +129,8 @@ pub fn init(source: &'static dyn ChunkSource) -> Result<(), InitError> {
         .and_then(|size| Layout::from_size_align(size, PAGE_SIZE).ok())
         .ok_or(InitError::AreasNotPageAligned)?;
 
-    let mut space = Locked::new_uninit().map_err(|_| InitError::AlreadyInitialized)?;
+    let mut space =
+        Locked::new_uninit(Wait::Unbounded).map_err(|_| InitError::AlreadyInitialized)?;
     if space.guard.is_some() {
         return Err(InitError::AlreadyInitialized);
     }
@@ -137,10 +146,20 @@ pub fn init(source: &'static dyn ChunkSource) -> Result<(), InitError> {
     Ok(())
 }
 
-/// The core, locked: the lock is held with interrupts and preemption disabled and this CPU's `Space`
-/// flag set. Dropping it unlocks; the fields drop in this order.
+/// How long taking the lock may wait.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Until the lock is free: task context.
+    Unbounded,
+    /// [`BOUNDED_ATTEMPTS`] attempts at most: atomic allocations and frees.
+    Bounded,
+}
+
+/// The core, locked: the lock is held with interrupts and preemption disabled
+/// and this CPU's `Space` flag set. Dropping it unlocks; the fields drop in
+/// this order.
 struct Locked {
-    guard: TicketMutexGuard<'static, Option<Space>>,
+    guard: SpinMutexGuard<'static, Option<Space>>,
     _flag: Claim,
     _irq: NoPreemptIrqSave,
 }
@@ -150,14 +169,28 @@ impl Locked {
     ///
     /// # Errors
     ///
-    /// [`AllocError::WouldBlock`] if this CPU holds the lock or waits for it (this call interrupted that
-    /// code: it could never get the lock).
-    fn new_uninit() -> Result<Self, AllocError> {
+    /// [`AllocError::WouldBlock`] if this CPU holds the lock or waits for it
+    /// (this call interrupted that code: it could never get the lock), or if
+    /// `wait` is [`Wait::Bounded`] and other CPUs held the lock throughout.
+    fn new_uninit(wait: Wait) -> Result<Self, AllocError> {
         let irq = NoPreemptIrqSave::new();
-        // With interrupts and preemption off, nothing migrates this code until the claim is dropped.
+        // With interrupts and preemption off, nothing migrates this code until
+        // the claim is dropped.
         let flag = Claim::try_new(Flag::Space).ok_or(AllocError::WouldBlock)?;
+        let guard = match wait {
+            Wait::Unbounded => SPACE.lock(),
+            Wait::Bounded => (0..BOUNDED_ATTEMPTS)
+                .find_map(|_| {
+                    let guard = SPACE.try_lock();
+                    if guard.is_none() {
+                        core::hint::spin_loop();
+                    }
+                    guard
+                })
+                .ok_or(AllocError::WouldBlock)?,
+        };
         Ok(Self {
-            guard: SPACE.lock(),
+            guard,
             _flag: flag,
             _irq: irq,
         })
@@ -168,8 +201,8 @@ impl Locked {
     /// # Errors
     ///
     /// [`AllocError::NotInitialized`], or as [`Locked::new_uninit`].
-    fn new() -> Result<Self, AllocError> {
-        let mut locked = Self::new_uninit()?;
+    fn new(wait: Wait) -> Result<Self, AllocError> {
+        let mut locked = Self::new_uninit(wait)?;
         let space = locked.guard.as_mut().ok_or(AllocError::NotInitialized)?;
         for offset in deferred::take_all() {
             space.free(offset);
@@ -205,13 +238,13 @@ fn update(flag: &AtomicBool, value: bool) {
 
 /// The largest object the space serves: one unit (0 before [`init`]).
 pub fn max_size() -> usize {
-    Locked::new().map_or(0, |mut space| space.space().offsets.unit())
+    Locked::new(Wait::Unbounded).map_or(0, |mut space| space.space().offsets.unit())
 }
 
 /// The largest alignment the space serves: a page, or the alignment of the areas' stride if less
 /// (0 before [`init`]).
 pub fn max_align() -> usize {
-    Locked::new().map_or(0, |mut space| space.space().max_align)
+    Locked::new(Wait::Unbounded).map_or(0, |mut space| space.space().max_align)
 }
 
 /// The most objects one request gets.
@@ -272,7 +305,7 @@ pub(crate) fn alloc(request: Request, context: Context) -> Result<Batch, AllocEr
     // A chunk obtained without the lock, waiting to be added.
     let mut obtained: Option<NewChunk> = None;
     loop {
-        let mut locked = Locked::new()?;
+        let mut locked = Locked::new(Wait::Unbounded)?;
         let space = locked.space();
         let allocated = space.alloc(request)?;
         let step = match (allocated, obtained.take()) {
@@ -299,7 +332,11 @@ pub(crate) fn alloc_present(
     request: Request,
     context: Context,
 ) -> Result<Option<Batch>, AllocError> {
-    let mut locked = Locked::new()?;
+    let wait = match context {
+        Context::Task => Wait::Unbounded,
+        Context::Atomic => Wait::Bounded,
+    };
+    let mut locked = Locked::new(wait)?;
     let space = locked.space();
     let allocated = space.alloc(request)?;
     if allocated.is_none() && context == Context::Atomic {
@@ -336,7 +373,7 @@ pub(crate) unsafe fn free(offset: usize) {
 ///
 /// As [`free`], for each.
 pub(crate) unsafe fn free_all(offsets: impl IntoIterator<Item = usize>) {
-    match Locked::new() {
+    match Locked::new(Wait::Bounded) {
         Ok(mut locked) => {
             let space = locked.space();
             for offset in offsets {
@@ -372,7 +409,7 @@ pub(crate) unsafe fn free_all(offsets: impl IntoIterator<Item = usize>) {
 pub fn refill(spare_chunks: usize) -> Result<(), AllocError> {
     let mut obtained: Option<NewChunk> = None;
     loop {
-        let mut locked = Locked::new()?;
+        let mut locked = Locked::new(Wait::Unbounded)?;
         let space = locked.space();
         space.spare_chunks = spare_chunks;
         space.atomic_failed = false;
@@ -395,7 +432,7 @@ pub fn refill(spare_chunks: usize) -> Result<(), AllocError> {
 pub fn reclaim() -> usize {
     let mut released = 0;
     loop {
-        let Ok(mut locked) = Locked::new() else {
+        let Ok(mut locked) = Locked::new(Wait::Unbounded) else {
             return released;
         };
         let surplus = locked.space().take_surplus_chunk();
@@ -423,7 +460,7 @@ pub fn needs_refill() -> bool {
 /// [`AllocError::NotInitialized`], or [`AllocError::WouldBlock`] if called from code that interrupted
 /// this CPU's use of the allocator's lock.
 pub fn stats() -> Result<offset_alloc::Stats, AllocError> {
-    Locked::new().map(|mut space| space.space().offsets.stats())
+    Locked::new(Wait::Unbounded).map(|mut space| space.space().offsets.stats())
 }
 
 /// A further chunk obtained from the source, with its metadata, not yet added.

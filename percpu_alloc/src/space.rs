@@ -392,20 +392,19 @@ pub(crate) unsafe fn free_all(offsets: impl IntoIterator<Item = usize>) {
 
 /// Keeps `spare_chunks` entirely free further chunks ready for allocations in atomic context, from now
 /// on: obtains chunks from the source until there are that many, and returns to the source, now and
-/// later, the free chunks beyond that number (at least one is otherwise kept by default). Task context
-/// only (it calls the source and the heap, never with the lock held).
+/// later, the free chunks beyond that number (one is kept until the first call). Task context only:
+/// it calls the source and the heap (never with the lock held).
 ///
-/// While one spare chunk is left, an atomic allocation of any object up to [`max_size`] succeeds; an
-/// atomic allocation of an object of `s` bytes also finds room in the chunks' free space, so `n` spare
-/// chunks serve at least `n` atomic allocations of any size, and `n × (unit / s)` (rounded down) of
-/// objects of one size `s`. Call it at boot once [`init`] ran, then whenever [`needs_refill`] says so
-/// (from a periodic task, or after an atomic allocation failed with [`AllocError::WouldBlock`]).
+/// With one spare chunk left, an atomic allocation of any object up to [`max_size`] succeeds. Call it
+/// at boot once [`init`] ran, then whenever [`needs_refill`] says so (from a periodic task, or after an
+/// atomic allocation failed with [`AllocError::WouldBlock`]); see the crate documentation for how
+/// many to keep.
 ///
 /// # Errors
 ///
 /// [`AllocError::NotInitialized`], [`AllocError::SourceExhausted`] (the source or the heap had no
 /// memory; the chunks obtained so far stay), or [`AllocError::WouldBlock`] if called from code that
-/// interrupted this CPU's use of the allocator.
+/// interrupted this CPU's use of the allocator's lock.
 pub fn refill(spare_chunks: usize) -> Result<(), AllocError> {
     let mut obtained: Option<NewChunk> = None;
     loop {
@@ -427,8 +426,9 @@ pub fn refill(spare_chunks: usize) -> Result<(), AllocError> {
 
 /// Returns to the source the entirely free further chunks beyond the spare ones (one, or the number
 /// given to [`refill`]), and returns how many it released. Task context only (it calls the source and
-/// the heap, never with the lock held). Allocations in task context release such chunks too, one per
-/// allocation that reaches the core; frees never do, so that they may run in interrupt context.
+/// the heap, never with the lock held). Task-context allocations that reach the core (not those served
+/// by a CPU's cache) call it too when there are such chunks; frees never do, so that they may run in
+/// interrupt context.
 pub fn reclaim() -> usize {
     let mut released = 0;
     loop {

@@ -60,7 +60,7 @@ const LARGE_WINDOW: usize = 24;
 
 /// Objects the timer interrupt handler must have allocated on every CPU with
 /// a timer before the churn stops (or [`MAX_LARGE_ROUNDS`] were done).
-const MIN_IRQ_ALLOCS: usize = 40;
+const MIN_IRQ_ALLOCS: usize = 16;
 
 /// Rounds of [`Large`] objects at most, waiting for the interrupt handler.
 const MAX_LARGE_ROUNDS: usize = 200_000;
@@ -268,7 +268,7 @@ pub fn on_timer_tick() {
 static CPU: usize = usize::MAX;
 
 /// The timer ticks between two allocations of an interrupt handler.
-const IRQ_EVERY: usize = 8;
+const IRQ_EVERY: usize = 4;
 
 /// Timer ticks this CPU took while [`IRQ_ALLOCATES`] was set.
 #[percpu::def_percpu]

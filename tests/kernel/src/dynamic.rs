@@ -18,11 +18,11 @@
 //!    checking and freeing [`CHURN`] more, then [`Large`] objects that need
 //!    further chunks from the heap (refilling the spare chunks and returning
 //!    free chunks as it goes), until its timer interrupt handler has
-//!    allocated [`MIN_IRQ_ALLOCS`] objects: on every tick, the handler checks
-//!    and drops the two objects it made on the previous tick and allocates
-//!    two new ones with `PerCpu::new_with_atomic` (one served by this CPU's
-//!    cache, one by the allocator core), which never calls the heap or the
-//!    chunk source. Every object's copies are checked before it is dropped:
+//!    allocated [`MIN_IRQ_ALLOCS`] objects: every [`IRQ_EVERY`] ticks, the
+//!    handler checks and drops the two objects it made last time and
+//!    allocates two new ones with `PerCpu::new_with_atomic` (one served by
+//!    this CPU's cache, one by the allocator core), which never calls the
+//!    heap or the chunk source. Every object's copies are checked before it is dropped:
 //!    an overlap with any other object would show.
 //! 5. All hammer one shared `PerCpuCounter`, which the timer interrupt
 //!    updates too. CPU 0 checks the counter's exact sum, that every copy of

@@ -5,60 +5,28 @@
 //! objects; nothing may overlap, be dropped twice or leak.
 
 mod common;
+#[path = "common/alloc.rs"]
+mod common_alloc;
+#[path = "common/signals.rs"]
+mod signals;
 
-use std::alloc::Layout;
 use std::cell::UnsafeCell;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{cpus, on_each_cpu, CPUS};
+use common::{on_each_cpu, CPUS};
+use common_alloc::{setup, CountingSource};
 use percpu::def_percpu;
-use percpu_alloc::{alloc_percpu_atomic, AllocError, ChunkSource, GlobalAllocSource, PerCpu};
+use percpu_alloc::{alloc_percpu_atomic, AllocError, PerCpu};
 
-/// Chunks from the global allocator, counted.
-struct CountingSource {
-    calls: AtomicUsize,
-    live: AtomicUsize,
-}
-
-// SAFETY: forwards to `GlobalAllocSource`.
-unsafe impl ChunkSource for CountingSource {
-    fn alloc_chunk(&self, layout: Layout) -> Option<NonNull<u8>> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.live.fetch_add(1, Ordering::Relaxed);
-        GlobalAllocSource.alloc_chunk(layout)
-    }
-
-    unsafe fn free_chunk(&self, chunk: NonNull<u8>, layout: Layout) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.live.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: forwarded.
-        unsafe { GlobalAllocSource.free_chunk(chunk, layout) }
-    }
-}
-
-static SOURCE: CountingSource = CountingSource {
-    calls: AtomicUsize::new(0),
-    live: AtomicUsize::new(0),
-};
-
-/// The per-CPU areas and dynamic allocation; this thread acts as CPU 0.
-fn setup() -> MutexGuard<'static, ()> {
-    let guard = cpus();
-    percpu::init_percpu_reg(0);
-    static INIT: OnceLock<()> = OnceLock::new();
-    INIT.get_or_init(|| percpu_alloc::init(&SOURCE).expect("percpu_alloc::init"));
-    guard
-}
+static SOURCE: CountingSource = CountingSource::new();
 
 /// An object of nearly a unit: one per chunk (and one in the first chunk).
 type Big = [u8; 60_000];
 
 #[test]
 fn atomic_allocation_uses_only_the_chunks_obtained() {
-    let _setup = setup();
+    let _setup = setup(&SOURCE);
     percpu_alloc::refill(0).unwrap();
     assert!(!percpu_alloc::needs_refill());
     let calls = SOURCE.calls.load(Ordering::Relaxed);
@@ -226,19 +194,11 @@ fn signal_handlers_allocate_and_drop_while_cpus_allocate_free_and_grow() {
     /// Signals to handle at least, and the time limit.
     const SIGNALS: u64 = 3_000;
     const LIMIT: Duration = Duration::from_secs(20);
-    let _setup = setup();
+    let _setup = setup(&SOURCE);
     percpu_alloc::refill(2).unwrap();
-    // SAFETY: installs a handler that uses no heap and takes no lock its interrupted code may hold.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-        action.sa_flags = libc::SA_RESTART;
-        assert_eq!(
-            libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()),
-            0
-        );
-    }
-    let threads: Mutex<Vec<libc::pthread_t>> = Mutex::new(Vec::new());
+    // SAFETY: the handler uses no heap and takes no lock its interrupted code may hold.
+    unsafe { signals::install(libc::SIGUSR2, on_signal) };
+    let threads = signals::Targets::new();
     let started = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
     let deadline = Instant::now() + LIMIT;
@@ -251,9 +211,8 @@ fn signal_handlers_allocate_and_drop_while_cpus_allocate_free_and_grow() {
             }
             let mut target = 0;
             while HANDLED.load(Ordering::Relaxed) < SIGNALS && Instant::now() < deadline {
-                let thread = threads.lock().unwrap()[target % CPUS];
                 // SAFETY: the CPU threads live until `stop`.
-                unsafe { libc::pthread_kill(thread, libc::SIGUSR2) };
+                unsafe { threads.send(target, libc::SIGUSR2) };
                 target += 1;
                 std::thread::sleep(Duration::from_micros(30));
             }
@@ -261,11 +220,7 @@ fn signal_handlers_allocate_and_drop_while_cpus_allocate_free_and_grow() {
         });
         on_each_cpu(|cpu, barrier| {
             CPU_ID.write_current(cpu);
-            // SAFETY: pthread_self has no precondition.
-            threads
-                .lock()
-                .unwrap()
-                .push(unsafe { libc::pthread_self() });
+            threads.register();
             barrier.wait();
             started.store(true, Ordering::Release);
             let mut small = std::collections::VecDeque::new();

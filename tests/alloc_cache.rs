@@ -2,32 +2,17 @@
 //! bound and on demand, and right when objects move between CPUs (allocated on one, freed on another).
 
 mod common;
+#[path = "common/alloc.rs"]
+mod common_alloc;
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::Mutex;
 
-use common::{cpus, on_each_cpu, CPUS};
+use common::{on_each_cpu, CPUS};
+use common_alloc::{live_without_caches, setup};
 use percpu_alloc::{
     cached_bytes, drain_cache, GlobalAllocSource, PerCpu, CACHE_BYTES_PER_CLASS, CACHE_CLASSES,
     MAX_CACHED_SIZE,
 };
-
-/// The per-CPU areas and dynamic allocation; this thread acts as CPU 0.
-fn setup() -> MutexGuard<'static, ()> {
-    let guard = cpus();
-    percpu::init_percpu_reg(0);
-    static INIT: OnceLock<()> = OnceLock::new();
-    INIT.get_or_init(|| percpu_alloc::init(&GlobalAllocSource).expect("percpu_alloc::init"));
-    guard
-}
-
-/// The live allocations of the core once every CPU's cache is drained.
-fn live_without_caches() -> usize {
-    on_each_cpu(|_, _| {
-        drain_cache();
-    });
-    drain_cache();
-    percpu_alloc::stats().unwrap().live_allocations
-}
 
 /// Allocates `count` objects of `N` bytes, each copy holding its object's number and CPU, checks them,
 /// and drops them.
@@ -46,7 +31,7 @@ fn churn<const N: usize>(count: usize) {
 
 #[test]
 fn every_class_stays_within_its_bound_and_drains() {
-    let _setup = setup();
+    let _setup = setup(&GlobalAllocSource);
     let live = live_without_caches();
     assert_eq!(cached_bytes(), 0);
     // Many objects of one class freed at once: the cache keeps at most its bound.
@@ -78,7 +63,7 @@ fn every_class_stays_within_its_bound_and_drains() {
 #[test]
 fn objects_freed_on_other_cpus_go_to_their_caches() {
     const PER_CPU: usize = 500;
-    let _setup = setup();
+    let _setup = setup(&GlobalAllocSource);
     let live = live_without_caches();
     // Every CPU allocates, then frees the objects of the next CPU, several rounds.
     /// The objects a CPU allocated in a round, for the next CPU to free.

@@ -7,15 +7,17 @@
 //! was called under it (and deadlocked before the fix: the scenarios run under a watchdog).
 
 mod common;
+#[path = "common/alloc.rs"]
+mod common_alloc;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, MutexGuard, OnceLock};
+use std::sync::mpsc;
 use std::time::Duration;
 
-use common::cpus;
+use common_alloc::setup;
 use percpu_alloc::{AllocError, ChunkSource, PerCpu};
 
 thread_local! {
@@ -120,17 +122,6 @@ static SOURCE: ReentrantSource = ReentrantSource {
     reentered: AtomicUsize::new(0),
 };
 
-/// The per-CPU areas and dynamic allocation, once per binary.
-fn setup() -> MutexGuard<'static, ()> {
-    let guard = cpus();
-    static INIT: OnceLock<()> = OnceLock::new();
-    INIT.get_or_init(|| {
-        percpu::init_percpu_reg(0);
-        percpu_alloc::init(&SOURCE).expect("percpu_alloc::init");
-    });
-    guard
-}
-
 /// Runs `scenario` on a thread acting as CPU 0, failing if it does not finish within a minute (a
 /// deadlock, as the heap or the source was called with the lock held).
 fn on_cpu0_with_watchdog(scenario: impl FnOnce() + Send + 'static) {
@@ -153,7 +144,7 @@ fn on_cpu0_with_watchdog(scenario: impl FnOnce() + Send + 'static) {
 
 #[test]
 fn neither_heap_nor_source_is_called_under_the_lock() {
-    let _setup = setup();
+    let _setup = setup(&SOURCE);
     on_cpu0_with_watchdog(|| {
         let calls = SOURCE.calls.load(Ordering::Relaxed);
         let reentered = SOURCE.reentered.load(Ordering::Relaxed);
@@ -192,7 +183,7 @@ fn neither_heap_nor_source_is_called_under_the_lock() {
 
 #[test]
 fn an_exhausted_heap_makes_allocation_fail_cleanly() {
-    let _setup = setup();
+    let _setup = setup(&SOURCE);
     on_cpu0_with_watchdog(|| {
         // No spare chunk: the next object that does not fit needs a new chunk and its metadata.
         percpu_alloc::refill(0).unwrap();

@@ -2,22 +2,15 @@
 //! documented alignment rule (regression tests of the soundness review, issue 8, items 1 and 2).
 
 mod common;
+#[path = "common/alloc.rs"]
+mod common_alloc;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{MutexGuard, OnceLock};
 
-use common::{cpus, on_each_cpu, CPUS};
+use common::{on_each_cpu, CPUS};
+use common_alloc::{live_without_caches, setup};
 use percpu_alloc::{AllocError, GlobalAllocSource, PerCpu};
-
-/// The per-CPU areas (with a dynamic reserve) and dynamic allocation; this thread acts as CPU 0.
-fn setup() -> MutexGuard<'static, ()> {
-    let guard = cpus();
-    percpu::init_percpu_reg(0);
-    static INIT: OnceLock<()> = OnceLock::new();
-    INIT.get_or_init(|| percpu_alloc::init(&GlobalAllocSource).expect("percpu_alloc::init"));
-    guard
-}
 
 /// Copies of [`Owned`] built and dropped, and of [`Marker`].
 static OWNED_BUILT: AtomicUsize = AtomicUsize::new(0);
@@ -68,19 +61,10 @@ impl Drop for Marker {
     }
 }
 
-/// The live allocations of the core, with every CPU's cache given back.
-fn live() -> usize {
-    on_each_cpu(|_, _| {
-        percpu_alloc::drain_cache();
-    });
-    percpu_alloc::drain_cache();
-    percpu_alloc::stats().unwrap().live_allocations
-}
-
 #[test]
 fn a_panicking_init_drops_what_it_built_and_frees_once() {
-    let _setup = setup();
-    let live_before = live();
+    let _setup = setup(&GlobalAllocSource);
+    let live_before = live_without_caches();
     for panic_at in 0..CPUS {
         let built = OWNED_BUILT.load(Ordering::Relaxed);
         let dropped = OWNED_DROPPED.load(Ordering::Relaxed);
@@ -113,7 +97,7 @@ fn a_panicking_init_drops_what_it_built_and_frees_once() {
     }
     // The reservations were freed once each: nothing is left, and the allocator still works (a double
     // free would have freed someone else's object or panicked).
-    assert_eq!(live(), live_before);
+    assert_eq!(live_without_caches(), live_before);
     let keep: Vec<_> = (0..64)
         .map(|i| PerCpu::new_with(|cpu| Owned::new(cpu + i)).unwrap())
         .collect();
@@ -132,7 +116,7 @@ fn a_panicking_init_drops_what_it_built_and_frees_once() {
         }
     }
     drop(keep);
-    assert_eq!(live(), live_before);
+    assert_eq!(live_without_caches(), live_before);
     assert_eq!(
         OWNED_BUILT.load(Ordering::Relaxed),
         OWNED_DROPPED.load(Ordering::Relaxed)
@@ -162,8 +146,8 @@ impl Drop for Grenade {
 
 #[test]
 fn a_panicking_destructor_still_drops_the_other_copies_and_frees() {
-    let _setup = setup();
-    let live_before = live();
+    let _setup = setup(&GlobalAllocSource);
+    let live_before = live_without_caches();
     let handle = PerCpu::new_with(|cpu| Grenade {
         cpu,
         panics_on: 1,
@@ -173,12 +157,12 @@ fn a_panicking_destructor_still_drops_the_other_copies_and_frees() {
     let dropped = GRENADES_DROPPED.load(Ordering::Relaxed);
     assert!(catch_unwind(AssertUnwindSafe(|| drop(handle))).is_err());
     assert_eq!(GRENADES_DROPPED.load(Ordering::Relaxed) - dropped, CPUS);
-    assert_eq!(live(), live_before);
+    assert_eq!(live_without_caches(), live_before);
 }
 
 #[test]
 fn zero_sized_types_are_aligned_up_to_the_page() {
-    let _setup = setup();
+    let _setup = setup(&GlobalAllocSource);
     #[derive(Default)]
     #[repr(align(4096))]
     struct PageAligned;

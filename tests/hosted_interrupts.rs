@@ -3,9 +3,10 @@
 //! CPU. A read-modify-write split by the handler would lose updates; the totals must be exact.
 
 mod common;
+#[path = "common/signals.rs"]
+mod signals;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use common::{cpus, on_each_cpu, CPUS};
 use percpu::def_percpu;
@@ -32,17 +33,9 @@ fn add_current_is_not_split_by_an_interrupt() {
     let _cpus = cpus();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let rounds = AtomicU64::new(0);
-    // SAFETY: installs a handler that only does async-signal-safe work (per-CPU adds, an atomic add).
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-        action.sa_flags = libc::SA_RESTART;
-        assert_eq!(
-            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
-            0
-        );
-    }
-    let threads: Mutex<Vec<libc::pthread_t>> = Mutex::new(Vec::new());
+    // SAFETY: the handler only does async-signal-safe work (per-CPU adds, an atomic add).
+    unsafe { signals::install(libc::SIGUSR1, on_signal) };
+    let threads = signals::Targets::new();
     let running = AtomicUsize::new(CPUS);
     let started = AtomicBool::new(false);
     let sender_done = AtomicBool::new(false);
@@ -53,9 +46,8 @@ fn add_current_is_not_split_by_an_interrupt() {
             }
             let mut target = 0;
             while running.load(Ordering::Acquire) == CPUS {
-                let thread = threads.lock().unwrap()[target % CPUS];
                 // SAFETY: the CPU threads stay alive until `sender_done`.
-                unsafe { libc::pthread_kill(thread, libc::SIGUSR1) };
+                unsafe { threads.send(target, libc::SIGUSR1) };
                 target += 1;
                 std::thread::sleep(std::time::Duration::from_micros(20));
             }
@@ -64,11 +56,7 @@ fn add_current_is_not_split_by_an_interrupt() {
         on_each_cpu(|_, barrier| {
             EVENTS.write_current(0);
             SMALL.write_current(0);
-            // SAFETY: pthread_self has no precondition.
-            threads
-                .lock()
-                .unwrap()
-                .push(unsafe { libc::pthread_self() });
+            threads.register();
             barrier.wait();
             started.store(true, Ordering::Release);
             let mut my_rounds = 0;

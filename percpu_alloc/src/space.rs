@@ -305,9 +305,15 @@ pub(crate) fn alloc(request: Request, context: Context) -> Result<Batch, AllocEr
     // A chunk obtained without the lock, waiting to be added.
     let mut obtained: Option<NewChunk> = None;
     loop {
-        let mut locked = Locked::new(Wait::Unbounded)?;
+        let mut locked = Locked::new(Wait::Unbounded).map_err(|e| give_back(obtained.take(), e))?;
         let space = locked.space();
-        let allocated = space.alloc(request)?;
+        let allocated = match space.alloc(request) {
+            Ok(allocated) => allocated,
+            Err(e) => {
+                drop(locked);
+                return Err(give_back(obtained, e));
+            }
+        };
         let step = match (allocated, obtained.take()) {
             (Some(done), new) => {
                 // Another CPU grew the space meanwhile: keep the chunk as a spare if one is missing.
@@ -408,7 +414,7 @@ pub(crate) unsafe fn free_all(offsets: impl IntoIterator<Item = usize>) {
 pub fn refill(spare_chunks: usize) -> Result<(), AllocError> {
     let mut obtained: Option<NewChunk> = None;
     loop {
-        let mut locked = Locked::new(Wait::Unbounded)?;
+        let mut locked = Locked::new(Wait::Unbounded).map_err(|e| give_back(obtained.take(), e))?;
         let space = locked.space();
         space.spare_chunks = spare_chunks;
         space.atomic_failed = false;
@@ -467,6 +473,19 @@ pub fn stats() -> Result<offset_alloc::Stats, AllocError> {
 struct NewChunk {
     memory: NonNull<u8>,
     metadata: ChunkMetadata,
+    source: &'static dyn ChunkSource,
+    layout: Layout,
+}
+
+/// Gives a chunk obtained for an operation that fails with `error` back to the source (without the
+/// lock), and returns `error`.
+fn give_back(new: Option<NewChunk>, error: AllocError) -> AllocError {
+    if let Some(new) = new {
+        drop(new.metadata);
+        // SAFETY: obtained from the source with this layout, never used.
+        unsafe { new.source.free_chunk(new.memory, new.layout) };
+    }
+    error
 }
 
 /// What to do, without the lock, before the next attempt.
@@ -519,7 +538,12 @@ impl GrowPlan {
     /// `memory` from the source with metadata from the heap, or `memory` given back to the source.
     fn with_metadata(self, memory: NonNull<u8>) -> Result<NewChunk, AllocError> {
         match self.request.allocate() {
-            Ok(metadata) => Ok(NewChunk { memory, metadata }),
+            Ok(metadata) => Ok(NewChunk {
+                memory,
+                metadata,
+                source: self.source,
+                layout: self.layout,
+            }),
             Err(_) => {
                 // SAFETY: obtained from the source with this layout, never used.
                 unsafe { self.source.free_chunk(memory, self.layout) };
@@ -597,13 +621,9 @@ impl Space {
         let offset = self.offset_of(new.memory);
         match self.offsets.add_chunk_with(offset, new.metadata) {
             Ok(retired) => Step::Retry(retired),
-            Err((AddChunkError::StaleMetadata, metadata)) => Step::Remeta(
-                NewChunk {
-                    memory: new.memory,
-                    metadata,
-                },
-                self.grow_plan(),
-            ),
+            Err((AddChunkError::StaleMetadata, metadata)) => {
+                Step::Remeta(NewChunk { metadata, ..new }, self.grow_plan())
+            }
             Err((_, metadata)) => {
                 // Only a source that breaks its contract (memory not page-aligned, or overlapping the
                 // areas or another chunk) gets here.

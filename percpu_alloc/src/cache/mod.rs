@@ -2,15 +2,17 @@
 //! lock.
 //!
 //! Every CPU keeps, in a per-CPU static, a stack of free offsets for each size class (objects up to
-//! [`MAX_CACHED_SIZE`] bytes rounded up to 8, aligned up to a cache line). An allocation takes this
-//! CPU's most recently freed offset of its class, a free puts it there: plain loads and stores on this
-//! CPU's own memory, with preemption disabled (`percpu`'s `preempt` feature) and a per-CPU flag set
-//! (`crate::cpu`). A cache that is empty is refilled from the core under its lock with half its bound
-//! of objects side by side, the first on a cache line (so that the copies two CPUs write for their
-//! refills, in every CPU's unit, share no cache line); a cache that is full gives half its offsets back
-//! to the core first. So a cache holds at most [`CACHE_BYTES_PER_CLASS`] bytes per class, per CPU's
-//! unit: the offsets all caches hold reserve at most `cpu_count × CLASSES × CACHE_BYTES_PER_CLASS`
-//! bytes of every unit. [`drain_cache`] gives this CPU's back on demand.
+//! [`MAX_CACHED_SIZE`] bytes, their size rounded up to 8, aligned up to a cache line). An allocation
+//! takes this CPU's most recently freed offset of its class, a free puts it there: plain loads and
+//! stores on this CPU's own memory, with preemption disabled (`percpu`'s `preempt` feature) and a
+//! per-CPU flag set (`crate::cpu`). A cache that is empty is refilled from the core, under its lock,
+//! with half its bound of objects (`OffsetAllocator::alloc_batch`: side by side from a cache line
+//! where the core's space is contiguous, so that the copies two CPUs write for their refills, in every
+//! CPU's unit, share no cache line; one by one in its holes otherwise); a cache that is full gives the
+//! older half of its class back to the core first. So a cache holds at most
+//! [`CACHE_BYTES_PER_CLASS`] bytes per class of every unit, and all caches together at most
+//! `cpu_count × CLASSES × CACHE_BYTES_PER_CLASS` bytes of every unit. [`drain_cache`] gives this
+//! CPU's back on demand.
 //!
 //! An interrupt handler that interrupted a change of its CPU's cache finds the flag set and goes to
 //! the core for its object (or to free it), with the class's alignment, so that the offset may end up

@@ -70,10 +70,10 @@ impl<T> PerCpu<T> {
     /// As [`new_with`](Self::new_with), without waiting for anything: allowed in interrupt context
     /// (Linux's `GFP_ATOMIC`). It serves from the chunks already obtained (a small object usually from
     /// this CPU's cache, without any lock) and never calls the heap or the chunk source. When it needs
-    /// the allocator's lock (held by every holder with interrupts disabled, for a bounded operation), it
-    /// makes a bounded number of attempts at it. It reports [`AllocError::WouldBlock`] when the chunks
-    /// have no room (keep spare chunks with [`refill`](crate::refill) from task context) or the lock
-    /// stayed busy. `init` is the caller's: it must not block either.
+    /// the allocator's lock (which is only ever held with interrupts disabled, for bounded operations),
+    /// it makes a bounded number of attempts at it. It reports [`AllocError::WouldBlock`] when the
+    /// chunks have no room (keep spare chunks with [`refill`](crate::refill) from task context) or the
+    /// lock stayed busy. `init` is the caller's: it must not block either.
     ///
     /// # Errors
     ///

@@ -41,8 +41,12 @@ pub(crate) unsafe fn push(offset: usize) {
 
 /// Takes every deferred offset (for the caller to free), most recent first.
 pub(crate) fn take_all() -> impl Iterator<Item = usize> {
-    // Acquire: the links written before each push are visible.
-    let mut next = HEAD.swap(EMPTY, Ordering::Acquire);
+    // Almost always empty: a load, not a read-modify-write, finds it so. Acquire: the links written
+    // before each push are visible.
+    let mut next = match HEAD.load(Ordering::Relaxed) {
+        EMPTY => EMPTY,
+        _ => HEAD.swap(EMPTY, Ordering::Acquire),
+    };
     core::iter::from_fn(move || {
         if next == EMPTY {
             return None;

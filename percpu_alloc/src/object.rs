@@ -4,7 +4,7 @@
 use core::alloc::Layout;
 
 use crate::cache::{self, Class};
-use crate::space::{self, Context, Request, PAGE_SIZE};
+use crate::space::{self, Batch, Context, Request, PAGE_SIZE};
 use crate::AllocError;
 
 /// An offset for an object of `layout` in every CPU's unit.
@@ -15,7 +15,11 @@ pub(crate) fn alloc(layout: Layout, context: Context) -> Result<usize, AllocErro
     }
     match Class::of(layout) {
         Some(class) => cache::alloc(class, context),
-        None => space::alloc(Request::one(layout), context).map(|batch| batch.first()),
+        None => {
+            let mut batch = Batch::new();
+            space::alloc(Request::one(layout), context, &mut batch)?;
+            Ok(batch.first())
+        }
     }
 }
 

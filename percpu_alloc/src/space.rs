@@ -134,7 +134,7 @@ pub fn init(source: &'static dyn ChunkSource) -> Result<(), InitError> {
     if space.guard.is_some() {
         return Err(InitError::AlreadyInitialized);
     }
-    *space.guard = Some(Space {
+    let space = space.guard.insert(Space {
         offsets,
         source,
         chunk_layout,
@@ -143,6 +143,7 @@ pub fn init(source: &'static dyn ChunkSource) -> Result<(), InitError> {
         spare_chunks: DEFAULT_SPARE_CHUNKS,
         atomic_failed: false,
     });
+    space.publish();
     Ok(())
 }
 
@@ -172,22 +173,14 @@ impl Locked {
     /// [`AllocError::WouldBlock`] if this CPU holds the lock or waits for it
     /// (this call interrupted that code: it could never get the lock), or if
     /// `wait` is [`Wait::Bounded`] and other CPUs held the lock throughout.
+    #[inline]
     fn new_uninit(wait: Wait) -> Result<Self, AllocError> {
         let irq = NoPreemptIrqSave::new();
-        // With interrupts and preemption off, nothing migrates this code until
-        // the claim is dropped.
+        // With interrupts and preemption off, nothing migrates this code until the claim is dropped.
         let flag = Claim::try_new(Flag::Space).ok_or(AllocError::WouldBlock)?;
-        let guard = match wait {
-            Wait::Unbounded => SPACE.lock(),
-            Wait::Bounded => (0..BOUNDED_ATTEMPTS)
-                .find_map(|_| {
-                    let guard = SPACE.try_lock();
-                    if guard.is_none() {
-                        core::hint::spin_loop();
-                    }
-                    guard
-                })
-                .ok_or(AllocError::WouldBlock)?,
+        let guard = match SPACE.try_lock() {
+            Some(guard) => guard,
+            None => Self::wait(wait)?,
         };
         Ok(Self {
             guard,
@@ -196,11 +189,26 @@ impl Locked {
         })
     }
 
+    /// Takes the lock that another CPU holds, waiting as `wait` allows.
+    #[cold]
+    fn wait(wait: Wait) -> Result<SpinMutexGuard<'static, Option<Space>>, AllocError> {
+        match wait {
+            Wait::Unbounded => Ok(SPACE.lock()),
+            Wait::Bounded => (1..BOUNDED_ATTEMPTS)
+                .find_map(|_| {
+                    core::hint::spin_loop();
+                    SPACE.try_lock()
+                })
+                .ok_or(AllocError::WouldBlock),
+        }
+    }
+
     /// Locks the initialized core, after doing the frees deferred so far.
     ///
     /// # Errors
     ///
     /// [`AllocError::NotInitialized`], or as [`Locked::new_uninit`].
+    #[inline]
     fn new(wait: Wait) -> Result<Self, AllocError> {
         let mut locked = Self::new_uninit(wait)?;
         let space = locked.guard.as_mut().ok_or(AllocError::NotInitialized)?;
@@ -215,17 +223,6 @@ impl Locked {
         self.guard
             .as_mut()
             .expect("percpu_alloc: the space is initialized")
-    }
-}
-
-impl Drop for Locked {
-    fn drop(&mut self) {
-        if let Some(space) = self.guard.as_ref() {
-            let free_chunks = space.offsets.stats().free_chunks;
-            let needs_refill = space.atomic_failed || free_chunks < space.spare_chunks;
-            update(&NEEDS_REFILL, needs_refill);
-            update(&SURPLUS, free_chunks > space.spare_chunks);
-        }
     }
 }
 
@@ -276,13 +273,21 @@ impl Request {
     }
 }
 
-/// The offsets of the objects a [`Request`] got.
+/// The offsets of the objects a [`Request`] got (filled in place: it is large).
 pub(crate) struct Batch {
     offsets: [usize; MAX_BATCH],
     len: usize,
 }
 
 impl Batch {
+    /// No objects yet.
+    pub(crate) fn new() -> Self {
+        Self {
+            offsets: [0; MAX_BATCH],
+            len: 0,
+        }
+    }
+
     /// The first object's offset.
     pub(crate) fn first(&self) -> usize {
         self.offsets[0]
@@ -294,20 +299,28 @@ impl Batch {
     }
 }
 
-/// Allocates up to `request.count` objects (at least one; see `OffsetAllocator::alloc_batch`).
+/// Allocates up to `request.count` objects (at least one; see `OffsetAllocator::alloc_batch`) into
+/// `batch`.
 ///
 /// In [`Context::Atomic`], as [`alloc_present`]. In [`Context::Task`], obtains further chunks as
 /// needed, without holding the lock; the caller must not be pinned to its CPU (the source may sleep).
-pub(crate) fn alloc(request: Request, context: Context) -> Result<Batch, AllocError> {
+pub(crate) fn alloc(
+    request: Request,
+    context: Context,
+    batch: &mut Batch,
+) -> Result<(), AllocError> {
     if context == Context::Atomic {
-        return alloc_present(request, context)?.ok_or(AllocError::WouldBlock);
+        return match alloc_present(request, context, batch)? {
+            true => Ok(()),
+            false => Err(AllocError::WouldBlock),
+        };
     }
     // A chunk obtained without the lock, waiting to be added.
     let mut obtained: Option<NewChunk> = None;
     loop {
         let mut locked = Locked::new(Wait::Unbounded).map_err(|e| give_back(obtained.take(), e))?;
         let space = locked.space();
-        let allocated = match space.alloc(request) {
+        let allocated = match space.alloc(request, batch) {
             Ok(allocated) => allocated,
             Err(e) => {
                 drop(locked);
@@ -315,38 +328,40 @@ pub(crate) fn alloc(request: Request, context: Context) -> Result<Batch, AllocEr
             }
         };
         let step = match (allocated, obtained.take()) {
-            (Some(done), new) => {
+            (true, new) => {
                 // Another CPU grew the space meanwhile: keep the chunk as a spare if one is missing.
                 let unused = new.map(|new| space.keep_as_spare(new));
                 drop(locked);
                 release(unused);
                 reclaim_surplus(context);
-                return Ok(done);
+                return Ok(());
             }
-            (None, Some(new)) => space.add(new),
-            (None, None) => Step::Obtain(space.grow_plan()),
+            (false, Some(new)) => space.add(new),
+            (false, None) => Step::Obtain(space.grow_plan()),
         };
         drop(locked);
         obtained = step.run()?;
     }
 }
 
-/// [`alloc`] from the chunks already obtained, never calling the heap or the source; `None` if they
+/// [`alloc`] from the chunks already obtained, never calling the heap or the source; `false` if they
 /// have no room. In [`Context::Atomic`], no room is [`AllocError::WouldBlock`] (and
 /// [`needs_refill`] then says so).
 pub(crate) fn alloc_present(
     request: Request,
     context: Context,
-) -> Result<Option<Batch>, AllocError> {
+    batch: &mut Batch,
+) -> Result<bool, AllocError> {
     let wait = match context {
         Context::Task => Wait::Unbounded,
         Context::Atomic => Wait::Bounded,
     };
     let mut locked = Locked::new(wait)?;
     let space = locked.space();
-    let allocated = space.alloc(request)?;
-    if allocated.is_none() && context == Context::Atomic {
+    let allocated = space.alloc(request, batch)?;
+    if !allocated && context == Context::Atomic {
         space.atomic_failed = true;
+        space.publish();
         return Err(AllocError::WouldBlock);
     }
     Ok(allocated)
@@ -418,9 +433,10 @@ pub fn refill(spare_chunks: usize) -> Result<(), AllocError> {
         let space = locked.space();
         space.spare_chunks = spare_chunks;
         space.atomic_failed = false;
+        space.publish();
         let step = match obtained.take() {
             Some(new) => space.add(new),
-            None if space.offsets.stats().free_chunks >= spare_chunks => break,
+            None if space.offsets.free_chunks() >= spare_chunks => break,
             None => Step::Obtain(space.grow_plan()),
         };
         drop(locked);
@@ -575,31 +591,47 @@ fn release(released: Option<Released>) {
 }
 
 impl Space {
-    /// Allocates `request` if some chunk has room for one object at least; `None` if none has.
-    fn alloc(&mut self, request: Request) -> Result<Option<Batch>, AllocError> {
+    /// Allocates `request` into `batch` if some chunk has room for one object at least; `false` if
+    /// none has.
+    fn alloc(&mut self, request: Request, batch: &mut Batch) -> Result<bool, AllocError> {
         if request.align.max(request.run_align) > self.max_align {
             return Err(AllocError::UnsupportedAlignment);
         }
-        let mut batch = Batch {
-            offsets: [0; MAX_BATCH],
-            len: 0,
-        };
         let out = &mut batch.offsets[..request.count.clamp(1, MAX_BATCH)];
+        let free_chunks = self.offsets.free_chunks();
         match (self.offsets).alloc_batch(request.size, request.align, request.run_align, out) {
             Ok(len) => {
                 batch.len = len;
-                Ok(Some(batch))
+                if self.offsets.free_chunks() != free_chunks {
+                    self.publish();
+                }
+                Ok(true)
             }
-            Err(offset_alloc::AllocError::NeedChunk) => Ok(None),
+            Err(offset_alloc::AllocError::NeedChunk) => Ok(false),
             Err(error) => Err(core_error(error)),
         }
     }
 
     /// Frees `offset` in the core.
     fn free(&mut self, offset: usize) {
+        let free_chunks = self.offsets.free_chunks();
         self.offsets
             .free(offset)
             .expect("percpu_alloc: freeing an unknown offset");
+        if self.offsets.free_chunks() != free_chunks {
+            self.publish();
+        }
+    }
+
+    /// Makes [`needs_refill`] and [`SURPLUS`] tell the truth after a change of the number of free
+    /// chunks, of the spare chunks wanted, or of the atomic allocations' success.
+    fn publish(&self) {
+        let free_chunks = self.offsets.free_chunks();
+        update(
+            &NEEDS_REFILL,
+            self.atomic_failed || free_chunks < self.spare_chunks,
+        );
+        update(&SURPLUS, free_chunks > self.spare_chunks);
     }
 
     /// What obtaining a further chunk takes.
@@ -620,7 +652,10 @@ impl Space {
     fn add(&mut self, new: NewChunk) -> Step {
         let offset = self.offset_of(new.memory);
         match self.offsets.add_chunk_with(offset, new.metadata) {
-            Ok(retired) => Step::Retry(retired),
+            Ok(retired) => {
+                self.publish();
+                Step::Retry(retired)
+            }
             Err((AddChunkError::StaleMetadata, metadata)) => {
                 Step::Remeta(NewChunk { metadata, ..new }, self.grow_plan())
             }
@@ -639,12 +674,15 @@ impl Space {
     /// Adds a chunk obtained for an allocation that found room without it, if fewer spare chunks than
     /// wanted are left; else gives it back. What to hand back after unlocking.
     fn keep_as_spare(&mut self, new: NewChunk) -> Released {
-        let unused = if self.offsets.stats().free_chunks < self.spare_chunks {
+        let unused = if self.offsets.free_chunks() < self.spare_chunks {
             match self
                 .offsets
                 .add_chunk_with(self.offset_of(new.memory), new.metadata)
             {
-                Ok(retired) => return self.released(None, retired),
+                Ok(retired) => {
+                    self.publish();
+                    return self.released(None, retired);
+                }
                 Err((_, metadata)) => metadata,
             }
         } else {
@@ -667,6 +705,7 @@ impl Space {
     /// unlocking.
     fn take_surplus_chunk(&mut self) -> Option<Released> {
         let (offset, retired) = self.offsets.take_free_chunk(self.spare_chunks)?;
+        self.publish();
         let memory = NonNull::new(self.area0.wrapping_add(offset) as *mut u8);
         debug_assert!(memory.is_some(), "percpu_alloc: a chunk at address 0");
         Some(self.released(memory, retired))

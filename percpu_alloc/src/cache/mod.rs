@@ -25,7 +25,7 @@ use magazine::{Magazines, CLASSES};
 pub use magazine::{CACHE_BYTES_PER_CLASS, MAX_CACHED_SIZE};
 
 use crate::cpu::{pinned, Claim, Flag};
-use crate::space::{self, Context};
+use crate::space::{self, Batch, Context};
 use crate::AllocError;
 
 /// This CPU's free offsets; only changed by this CPU with its `Cache` flag claimed.
@@ -67,7 +67,8 @@ fn alloc_slow(class: Class, context: Context) -> Result<usize, AllocError> {
         }
         Taken::NoRoom => {
             // Task context without room: grow without being pinned, then keep the rest.
-            let batch = space::alloc(class.refill(), Context::Task)?;
+            let mut batch = Batch::new();
+            space::alloc(class.refill(), Context::Task, &mut batch)?;
             pinned(|| keep(class, batch.rest()));
             Ok(batch.first())
         }
@@ -91,9 +92,10 @@ fn take(class: Class, context: Context) -> Result<Taken, AllocError> {
         if let Some(offset) = magazines.pop(class) {
             return Ok(Taken::Cached(offset));
         }
-        let Some(batch) = space::alloc_present(class.refill(), context)? else {
+        let mut batch = Batch::new();
+        if !space::alloc_present(class.refill(), context, &mut batch)? {
             return Ok(Taken::NoRoom);
-        };
+        }
         let refused = magazines.keep(class, batch.rest());
         debug_assert!(refused.is_empty(), "the cache was empty");
         Ok(Taken::Refilled(batch.first()))
@@ -101,13 +103,18 @@ fn take(class: Class, context: Context) -> Result<Taken, AllocError> {
     match taken {
         Some(taken) => taken,
         // This interrupted a change of this CPU's cache: one object from the core.
-        None => Ok(match space::alloc_present(class.one(), context)? {
-            Some(batch) => {
-                debug_assert!(batch.rest().is_empty(), "one object asked for");
-                Taken::Refilled(batch.first())
-            }
-            None => Taken::NoRoom,
-        }),
+        None => {
+            let mut batch = Batch::new();
+            Ok(
+                match space::alloc_present(class.one(), context, &mut batch)? {
+                    true => {
+                        debug_assert!(batch.rest().is_empty(), "one object asked for");
+                        Taken::Refilled(batch.first())
+                    }
+                    false => Taken::NoRoom,
+                },
+            )
+        }
     }
 }
 

@@ -640,6 +640,11 @@ impl OffsetAllocator {
         tables
     }
 
+    /// Number of further chunks without live allocations (as in [`stats`](Self::stats)).
+    pub fn free_chunks(&self) -> usize {
+        self.free_chunks
+    }
+
     /// Current usage figures, in O(1).
     pub fn stats(&self) -> Stats {
         let further = self.chunks.len() - usize::from(self.first_bytes > 0);

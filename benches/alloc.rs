@@ -21,7 +21,9 @@
 //!   written in every CPU's area).
 //!
 //! Before measuring, a mixed workload (objects of `MIXED_SIZES` bytes) goes through the real allocator:
-//! the bytes asked for against the bytes of the chunks it holds (`percpu_alloc::stats()`, per CPU) are
+//! the bytes asked for (counted by the workload: the allocator's own figure counts an object served by
+//! a per-CPU cache at its size class) against the bytes reserved and of the chunks held
+//! (`percpu_alloc::stats()`, per CPU, the free offsets of this CPU's cache counted as reserved) are
 //! printed and written to `criterion/memory_efficiency/mixed.txt` for `cargo xtask bench`.
 //!
 //! Independent of `benches/access.rs`: a binary of its own, with its own areas.

@@ -13,10 +13,17 @@
 //! - groups `alloc_free_<N>B` (ns per allocation and drop): a `PerCpu<[u8; N]>` (`percpu_alloc`)
 //!   against a `Box<[CachePadded<[u8; N]>]>` of `CPUS` slots (`cache_padded_box`);
 //! - groups `alloc_free_8B_<L>_live`: the 8-byte `PerCpu` allocation and drop with `L` other 8-byte
-//!   objects live (`percpu_alloc`).
+//!   objects live (`percpu_alloc`);
+//! - groups `alloc_free_8B_1_thread`, `alloc_free_8B_2_threads` (ns per allocation and drop, and
+//!   thread, `ALLOCS` per thread and iteration): each thread acting as its own CPU allocates and drops
+//!   8-byte `PerCpu` objects (`percpu_alloc`), all threads at once; the total throughput of 2 threads
+//!   against 1 shows what the per-CPU caches leave of contention (the copies of every object are
+//!   written in every CPU's area).
 //!
 //! Before measuring, a mixed workload (objects of `MIXED_SIZES` bytes) goes through the real allocator:
-//! the bytes asked for against the bytes of the chunks it holds (`percpu_alloc::stats()`, per CPU) are
+//! the bytes asked for (counted by the workload: the allocator's own figure counts an object served by
+//! a per-CPU cache at its size class) against the bytes reserved and of the chunks held
+//! (`percpu_alloc::stats()`, per CPU, the free offsets of this CPU's cache counted as reserved) are
 //! printed and written to `criterion/memory_efficiency/mixed.txt` for `cargo xtask bench`.
 //!
 //! Independent of `benches/access.rs`: a binary of its own, with its own areas.
@@ -52,6 +59,9 @@ const SP_NAIVE: bool = cfg!(any(
 
 /// Increments per thread in one iteration of the counting benchmarks.
 const INCREMENTS: u64 = 100_000;
+
+/// Allocations and drops per thread in one iteration of the concurrent allocation benchmarks.
+const ALLOCS: u64 = 10_000;
 
 /// The live-object counts of the `alloc_free_8B_<L>_live` groups.
 const LIVE: [usize; 3] = [1_000, 100_000, 1_000_000];
@@ -162,16 +172,11 @@ fn pin_to(cpu: usize) {
 #[cfg(not(target_os = "linux"))]
 fn pin_to(_cpu: usize) {}
 
-/// Runs `iters × INCREMENTS` calls of `increment` on each of `threads` threads started together, thread
-/// `k` acting as per-CPU CPU `k + 1` (this thread, CPU 0, only waits; `sp-naive`: one thread, acting as
-/// the only CPU) and pinned to its own host CPU when there are enough; returns the time from the start
-/// of all to the end of the last.
-fn contend(
-    threads: usize,
-    iters: u64,
-    host_cpus: &[usize],
-    increment: &(impl Fn() + Sync),
-) -> Duration {
+/// Runs `calls` calls of `op` on each of `threads` threads started together, thread `k` acting as
+/// per-CPU CPU `k + 1` (this thread, CPU 0, only waits; `sp-naive`: one thread, acting as the only
+/// CPU) and pinned to its own host CPU when there are enough; returns the time from the start of all
+/// to the end of the last.
+fn contend(threads: usize, calls: u64, host_cpus: &[usize], op: &(impl Fn() + Sync)) -> Duration {
     assert!(
         threads < CPUS && (threads == 1 || !SP_NAIVE),
         "each counting thread needs a per-CPU area of its own"
@@ -186,10 +191,13 @@ fn contend(
                 }
                 percpu::init_percpu_reg(if SP_NAIVE { 0 } else { k + 1 });
                 barrier.wait();
-                for _ in 0..iters * INCREMENTS {
-                    increment();
+                for _ in 0..calls {
+                    op();
                 }
                 barrier.wait();
+                // Before the thread ends: the next sample's threads register the same ids, and
+                // `thread::scope` returns before thread-local destructors (which would) run.
+                percpu::release_percpu_reg();
             });
         }
         barrier.wait();
@@ -219,7 +227,7 @@ fn counting(c: &mut Criterion) {
         group.bench_function("percpu_counter", |b| {
             b.iter_custom(|iters| {
                 let before = counter.sum();
-                let time = contend(threads, iters, &host_cpus, &|| counter.inc());
+                let time = contend(threads, iters * INCREMENTS, &host_cpus, &|| counter.inc());
                 let added = (iters * INCREMENTS) as i64 * threads as i64;
                 assert_eq!(counter.sum().wrapping_sub(before), added);
                 time
@@ -227,14 +235,14 @@ fn counting(c: &mut Criterion) {
         });
         group.bench_function("atomic_shared", |b| {
             b.iter_custom(|iters| {
-                contend(threads, iters, &host_cpus, &|| {
+                contend(threads, iters * INCREMENTS, &host_cpus, &|| {
                     atomic.fetch_add(1, Ordering::Relaxed);
                 })
             })
         });
         group.bench_function("mutex", |b| {
             b.iter_custom(|iters| {
-                contend(threads, iters, &host_cpus, &|| {
+                contend(threads, iters * INCREMENTS, &host_cpus, &|| {
                     *mutex.lock().unwrap() += 1;
                 })
             })
@@ -283,6 +291,27 @@ fn alloc_free_live(c: &mut Criterion) {
     }
 }
 
+/// `alloc_free_8B_1_thread`, `alloc_free_8B_2_threads`: `ALLOCS` 8-byte allocations and drops per
+/// thread and iteration, on 1 and 2 threads acting as CPUs of their own, at once.
+fn alloc_free_threads(c: &mut Criterion) {
+    let host_cpus = allowed_cpus();
+    for (threads, group) in [
+        (1, "alloc_free_8B_1_thread"),
+        (2, "alloc_free_8B_2_threads"),
+    ] {
+        let mut group = c.benchmark_group(group);
+        // ns per allocation and drop, and thread.
+        group.throughput(Throughput::Elements(ALLOCS));
+        group.sampling_mode(SamplingMode::Flat);
+        group.bench_function("percpu_alloc", |b| {
+            b.iter_custom(|iters| {
+                contend(threads, iters * ALLOCS, &host_cpus, &percpu_alloc_free::<8>)
+            })
+        });
+        group.finish();
+    }
+}
+
 /// One per-CPU object of `N` bytes, kept as long as the box lives.
 fn mixed_object<const N: usize>() -> Box<dyn Any> {
     Box::new(PerCpu::<[u8; N]>::new_with(|_| [0; N]).expect("alloc"))
@@ -301,14 +330,17 @@ impl Lcg {
     }
 }
 
-/// The usage figures of the allocator as `key=value` lines, prefixed with `phase`.
-fn efficiency_lines(phase: &str) -> String {
+/// The usage figures of the allocator as `key=value` lines, prefixed with `phase`: the objects and
+/// bytes asked for, as the workload counts them (`objects` of the given sizes), and the bytes reserved
+/// and the chunks held, from `percpu_alloc::stats()` (where the free offsets of this CPU's cache count
+/// as reserved).
+fn efficiency_lines(phase: &str, objects: &[(Box<dyn Any>, usize)]) -> String {
     let stats = percpu_alloc::stats().expect("stats");
     format!(
         "{phase}.objects={}\n{phase}.requested_bytes={}\n{phase}.reserved_bytes={}\n\
          {phase}.chunk_bytes={}\n{phase}.chunks={}\n",
-        stats.live_allocations,
-        stats.requested_bytes,
+        objects.len(),
+        objects.iter().map(|(_, size)| size).sum::<usize>(),
         stats.reserved_bytes,
         stats.chunk_bytes,
         stats.chunks
@@ -319,6 +351,7 @@ fn efficiency_lines(phase: &str) -> String {
 /// of the `MIXED_SIZES` in a pseudo-random order (`allocated`), then a pseudo-random half of them
 /// replaced by new ones (`churned`). Prints the figures and writes them for `cargo xtask bench`.
 fn memory_efficiency() {
+    percpu_alloc::drain_cache();
     assert_eq!(percpu_alloc::stats().expect("stats").live_allocations, 0);
     let constructors: [fn() -> Box<dyn Any>; 9] = [
         mixed_object::<4>,
@@ -333,19 +366,25 @@ fn memory_efficiency() {
     ];
     debug_assert_eq!(MIXED_SIZES.len(), constructors.len());
     let mut random = Lcg(0x5eed);
-    let mut objects: Vec<Box<dyn Any>> = (0..MIXED_OBJECTS)
-        .map(|_| constructors[random.below(constructors.len())]())
+    let new_object = |random: &mut Lcg| {
+        let kind = random.below(constructors.len());
+        (constructors[kind](), MIXED_SIZES[kind])
+    };
+    let mut objects: Vec<(Box<dyn Any>, usize)> = (0..MIXED_OBJECTS)
+        .map(|_| new_object(&mut random))
         .collect();
-    let mut report = efficiency_lines("allocated");
+    let mut report = efficiency_lines("allocated", &objects);
     for _ in 0..MIXED_OBJECTS / 2 {
         let at = random.below(objects.len());
         objects.swap_remove(at);
     }
     while objects.len() < MIXED_OBJECTS {
-        objects.push(constructors[random.below(constructors.len())]());
+        objects.push(new_object(&mut random));
     }
-    report += &efficiency_lines("churned");
+    report += &efficiency_lines("churned", &objects);
     drop(objects);
+    percpu_alloc::drain_cache();
+    percpu_alloc::reclaim();
     report += &format!(
         "sizes={}\n",
         MIXED_SIZES.map(|size| size.to_string()).join(",")
@@ -385,5 +424,6 @@ fn main() {
     alloc_free::<512>(&mut c);
     alloc_free::<4096>(&mut c);
     alloc_free_live(&mut c);
+    alloc_free_threads(&mut c);
     c.final_summary();
 }

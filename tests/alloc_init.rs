@@ -36,8 +36,10 @@ fn initialization_order_and_requirements() {
         Err(InitError::AreasNotPageAligned)
     );
 
-    // Areas without a reserve: the stride is the unit, every object lives in further chunks.
+    // Areas without a reserve: the stride is the unit, every object lives in further chunks. This
+    // thread acts as CPU 0 (the allocator uses per-CPU data of its own).
     assert_eq!(percpu::init(base, 2), Ok(2));
+    percpu::init_percpu_reg(0);
     assert_eq!(percpu_alloc::init(&GlobalAllocSource), Ok(()));
     assert_eq!(
         percpu_alloc::init(&GlobalAllocSource),

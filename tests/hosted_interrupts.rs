@@ -6,6 +6,8 @@
 mod common;
 #[path = "ops_common/free_list.rs"]
 mod free_list;
+#[path = "common/signals.rs"]
+mod signals;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -33,17 +35,9 @@ fn under_signals(
 ) -> u64 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     HANDLED.store(0, Ordering::Relaxed);
-    // SAFETY: installs a handler that only does async-signal-safe work (per-CPU operations, atomics).
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-        action.sa_flags = libc::SA_RESTART;
-        assert_eq!(
-            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
-            0
-        );
-    }
-    let threads: Mutex<Vec<libc::pthread_t>> = Mutex::new(Vec::new());
+    // SAFETY: the handler only does async-signal-safe work (per-CPU operations, atomics).
+    unsafe { signals::install(libc::SIGUSR1, on_signal) };
+    let threads = signals::Targets::new();
     let running = AtomicUsize::new(CPUS);
     let started = AtomicBool::new(false);
     let sender_done = AtomicBool::new(false);
@@ -54,9 +48,8 @@ fn under_signals(
             }
             let mut target = 0;
             while running.load(Ordering::Acquire) == CPUS {
-                let thread = threads.lock().unwrap()[target % CPUS];
                 // SAFETY: the CPU threads stay alive until `sender_done`.
-                unsafe { libc::pthread_kill(thread, libc::SIGUSR1) };
+                unsafe { threads.send(target, libc::SIGUSR1) };
                 target += 1;
                 std::thread::sleep(std::time::Duration::from_micros(20));
             }
@@ -65,11 +58,7 @@ fn under_signals(
         on_each_cpu(|cpu, barrier| {
             HANDLED_HERE.write_current(0);
             setup(cpu);
-            // SAFETY: pthread_self has no precondition.
-            threads
-                .lock()
-                .unwrap()
-                .push(unsafe { libc::pthread_self() });
+            threads.register();
             barrier.wait();
             started.store(true, Ordering::Release);
             let more = || {
@@ -313,7 +302,8 @@ fn ops_thread(cpu: usize, more: &dyn Fn() -> bool) -> ThreadResult {
 
 #[test]
 fn every_operation_is_exact_under_interrupts() {
-    let _cpus = cpus();
+    // Allocation runs on a registered CPU (the per-CPU caches).
+    let _cpu_zero = common::as_cpu_zero();
     if HANDLES.get().is_none() {
         percpu_alloc::init(&percpu_alloc::GlobalAllocSource).expect("percpu_alloc");
     }

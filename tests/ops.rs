@@ -5,24 +5,9 @@ mod common;
 #[path = "ops_common/mod.rs"]
 mod ops_common;
 
-/// This thread acts as CPU 0 while the returned value lives; dropping it releases the id before the
-/// next test's thread registers it (the test threads may outlive the tests).
-fn cpu_zero() -> CpuZero {
-    let serial = common::cpus();
-    percpu::init_percpu_reg(0);
-    CpuZero { _serial: serial }
-}
-
-/// The registration of CPU 0 by this thread, and the lock that serializes the tests.
-struct CpuZero {
-    _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-impl Drop for CpuZero {
-    fn drop(&mut self) {
-        // Before the lock is released (fields drop after this).
-        percpu::release_percpu_reg();
-    }
+/// This thread acts as CPU 0 while the returned value lives.
+fn cpu_zero() -> common::CpuZero {
+    common::as_cpu_zero()
 }
 
 operations_tests!(

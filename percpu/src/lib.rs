@@ -194,7 +194,7 @@ pub use guard::{check_not_lent, AccessGuard};
 pub use init_error::InitError;
 pub use percpu_macros::def_percpu;
 pub use primitive::{PerCpuInteger, PerCpuPrimitive};
-pub use registration::{init_percpu_reg, release_percpu_reg, validate_this_cpu};
+pub use registration::{init_percpu_reg, registered_cpu, release_percpu_reg, validate_this_cpu};
 pub use template::{offset_of_vma, vma_of_offset};
 
 /// Items used by the code that `#[def_percpu]` generates. Not a public API.

@@ -159,6 +159,12 @@ fn this_cpu() -> Result<usize, &'static str> {
     }
 }
 
+/// The id of the CPU this code runs on, as registered with [`init_percpu_reg`], or `None` if this CPU
+/// (hosted: thread) holds no registration (see [`validate_this_cpu`]).
+pub fn registered_cpu() -> Option<usize> {
+    this_cpu().ok()
+}
+
 /// The id of the CPU this code runs on, as registered with [`init_percpu_reg`].
 ///
 /// # Panics

@@ -11,8 +11,14 @@ pub enum AllocError {
     TooLarge,
     /// The alignment exceeds what the per-CPU areas provide ([`max_align`](crate::max_align)).
     UnsupportedAlignment,
-    /// The chunk source had no memory for a further chunk.
+    /// The chunk source had no memory for a further chunk, or the heap none for its metadata.
     SourceExhausted,
+    /// The allocation would have to wait: an atomic allocation (`PerCpu::new_with_atomic`) found no
+    /// room in the chunks already obtained (call [`refill`](crate::refill) from task context) or the
+    /// allocator's lock busy for longer than it may wait, or an allocation interrupted this CPU's use
+    /// of that lock (a signal handler in a hosted program, a non-maskable interrupt in a kernel), which
+    /// it could never get.
+    WouldBlock,
 }
 
 impl fmt::Display for AllocError {
@@ -22,6 +28,9 @@ impl fmt::Display for AllocError {
             Self::TooLarge => "the object is larger than a per-CPU unit",
             Self::UnsupportedAlignment => "the alignment is larger than the per-CPU areas support",
             Self::SourceExhausted => "the chunk source has no memory for a further per-CPU chunk",
+            Self::WouldBlock => {
+                "the per-CPU allocation would have to wait (no room without a further chunk)"
+            }
         })
     }
 }
@@ -38,6 +47,8 @@ pub enum InitError {
     AreasNotPageAligned,
     /// [`init`](crate::init) was already called: live handles depend on the first initialization.
     AlreadyInitialized,
+    /// The heap has no memory for the allocator's metadata.
+    OutOfMemory,
 }
 
 impl fmt::Display for InitError {
@@ -48,6 +59,7 @@ impl fmt::Display for InitError {
                 "the per-CPU areas are not page-aligned: use percpu::init_with_reserve"
             }
             Self::AlreadyInitialized => "dynamic per-CPU allocation is already initialized",
+            Self::OutOfMemory => "no heap memory for the per-CPU allocator's metadata",
         })
     }
 }

@@ -7,7 +7,8 @@ use core::marker::PhantomData;
 
 use percpu::{check_not_lent, raw, AccessGuard, PerCpuInteger, PerCpuPrimitive};
 
-use crate::{space, AllocError};
+use crate::space::Context;
+use crate::{object, AllocError};
 
 /// One `T` per CPU, allocated at run time. The handle stores only the VMA of the copies (see the
 /// `percpu` crate's address model): `register + VMA` is this CPU's copy.
@@ -27,7 +28,7 @@ unsafe impl<T: Send> Send for PerCpu<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for PerCpu<T> {}
 
-/// Allocates one `T::default()` per CPU.
+/// Allocates one `T::default()` per CPU (task context: see [`PerCpu::new_with`]).
 ///
 /// # Errors
 ///
@@ -36,44 +37,75 @@ pub fn alloc_percpu<T: Default>() -> Result<PerCpu<T>, AllocError> {
     PerCpu::new_with(|_| T::default())
 }
 
+/// Allocates one `T::default()` per CPU without waiting (atomic context: see
+/// [`PerCpu::new_with_atomic`]).
+///
+/// # Errors
+///
+/// See [`AllocError`].
+pub fn alloc_percpu_atomic<T: Default>() -> Result<PerCpu<T>, AllocError> {
+    PerCpu::new_with_atomic(|_| T::default())
+}
+
 impl<T> PerCpu<T> {
-    /// Allocates one `T` per CPU, CPU `cpu`'s copy initialized to `init(cpu)`.
+    /// Allocates one `T` per CPU, CPU `cpu`'s copy initialized to `init(cpu)`, for every CPU whose area
+    /// exists (`percpu::cpu_count()`: every *possible* CPU, online or not yet).
+    ///
+    /// Task context: a small object usually comes from this CPU's cache without any lock; otherwise
+    /// this may obtain a further chunk from the [`ChunkSource`](crate::ChunkSource) and its metadata
+    /// from the heap (never with the allocator's lock held). In interrupt context, use
+    /// [`new_with_atomic`](Self::new_with_atomic).
+    ///
+    /// If `init` panics, the copies it built are dropped, the memory is freed, and the panic goes on.
     ///
     /// # Errors
     ///
     /// See [`AllocError`]. Zero-sized types take no memory (they need the per-CPU areas, but not
-    /// [`init`](crate::init)).
-    pub fn new_with(mut init: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
-        if cpu_count() == 0 {
+    /// [`init`](crate::init)), and follow the same alignment rule as the others
+    /// ([`max_align`](crate::max_align)).
+    pub fn new_with(init: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
+        Self::build(init, Context::Task)
+    }
+
+    /// As [`new_with`](Self::new_with), without waiting for anything: allowed in interrupt context
+    /// (Linux's `GFP_ATOMIC`). It serves from the chunks already obtained (a small object usually from
+    /// this CPU's cache, without any lock) and never calls the heap or the chunk source. When it needs
+    /// the allocator's lock (which is only ever held with interrupts disabled, for bounded operations),
+    /// it makes a bounded number of attempts at it. It reports [`AllocError::WouldBlock`] when the
+    /// chunks have no room (keep spare chunks with [`refill`](crate::refill) from task context) or the
+    /// lock stayed busy. `init` is the caller's: it must not block either.
+    ///
+    /// # Errors
+    ///
+    /// See [`AllocError`].
+    pub fn new_with_atomic(init: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
+        Self::build(init, Context::Atomic)
+    }
+
+    /// Allocates the copies and builds them with `init`.
+    fn build(mut init: impl FnMut(usize) -> T, context: Context) -> Result<Self, AllocError> {
+        let count = cpu_count();
+        if count == 0 {
             return Err(AllocError::NotInitialized);
         }
-        let layout = Layout::new::<T>();
-        let offset = if layout.size() == 0 {
-            // Any aligned, non-null address serves a zero-sized type: the area bases are aligned to
-            // `PERCPU_AREA_ALIGN`, and a zero-sized type more aligned than that is refused.
-            if layout.align() > percpu::PERCPU_AREA_ALIGN {
-                return Err(AllocError::UnsupportedAlignment);
-            }
-            layout.align()
-        } else {
-            space::alloc(layout)?
-        };
-        let handle = Self {
-            vma: percpu::vma_of_offset(offset),
-            _copies: PhantomData,
-        };
-        // If `init` panics, free the reservation without dropping copies that were never written.
-        let unwritten = Unwritten {
-            vma: handle.vma,
-            size: layout.size(),
-        };
-        for cpu in 0..cpu_count() {
+        let offset = object::alloc(Layout::new::<T>(), context)?;
+        // Owns the reservation and the copies built so far, until they are all built.
+        let mut building = Copies::<T>::new(percpu::vma_of_offset(offset), 0..0);
+        let (first, stride) = building.placement();
+        for cpu in 0..count {
+            let value = init(cpu);
             // SAFETY: `cpu` is initialized and the reservation holds a `T`-sized, aligned slot in its
-            // area; nothing else references the new slot.
-            unsafe { handle.remote_ptr(cpu).write(init(cpu)) };
+            // area (at `first + cpu × stride`, `Copies::placement`), not built yet; nothing else
+            // references it.
+            unsafe { first.wrapping_byte_add(cpu * stride).write(value) };
+            building.built.end = cpu + 1;
         }
-        core::mem::forget(unwritten);
-        Ok(handle)
+        let vma = building.vma;
+        core::mem::forget(building);
+        Ok(Self {
+            vma,
+            _copies: PhantomData,
+        })
     }
 
     /// The offset of the copies inside each per-CPU area.
@@ -246,16 +278,17 @@ impl<T: PerCpuInteger> PerCpu<T> {
 }
 
 impl<T> Drop for PerCpu<T> {
+    /// Drops every CPU's copy, on this CPU, then frees the memory. Allowed in interrupt context as far
+    /// as the allocator goes (it never calls the heap or the chunk source; `T`'s destructor is the
+    /// caller's). If a copy's destructor panics, the other copies are still dropped and the memory
+    /// freed.
     fn drop(&mut self) {
-        if core::mem::needs_drop::<T>() {
-            for cpu in 0..cpu_count() {
-                // SAFETY: every copy was initialized by `new_with` and is dropped once, here.
-                unsafe { self.remote_ptr(cpu).drop_in_place() };
-            }
-        }
-        if size_of::<T>() != 0 {
-            space::free(self.offset());
-        }
+        let copies = if core::mem::needs_drop::<T>() {
+            0..cpu_count()
+        } else {
+            0..0
+        };
+        drop(Copies::<T>::new(self.vma, copies));
     }
 }
 
@@ -272,16 +305,61 @@ fn cpu_count() -> usize {
     percpu::cpu_count()
 }
 
-/// A reservation whose copies are not all written yet: freed, without dropping anything, on unwinding.
-struct Unwritten {
+/// A reservation and the copies of it that hold a `T` (those of the CPUs in `built`): dropping it
+/// drops those copies, then frees the reservation once.
+struct Copies<T> {
     vma: usize,
-    size: usize,
+    built: core::ops::Range<usize>,
+    _copies: PhantomData<T>,
 }
 
-impl Drop for Unwritten {
-    fn drop(&mut self) {
-        if self.size != 0 {
-            space::free(percpu::offset_of_vma(self.vma));
+impl<T> Copies<T> {
+    /// The reservation at `vma`, whose copies of the CPUs in `built` hold a `T`.
+    fn new(vma: usize, built: core::ops::Range<usize>) -> Self {
+        Self {
+            vma,
+            built,
+            _copies: PhantomData,
         }
+    }
+
+    /// Where the copies are: CPU `cpu`'s at `first + cpu × stride` (bytes), for every `cpu` below
+    /// `percpu::cpu_count()`, since the areas are one stride apart.
+    fn placement(&self) -> (*mut T, usize) {
+        // SAFETY: CPU 0 is initialized (the reservation exists, so the areas do).
+        let first = unsafe { raw::remote_ptr::<T>(0, self.vma) };
+        (first, percpu::percpu_area_stride())
+    }
+}
+
+impl<T> Drop for Copies<T> {
+    fn drop(&mut self) {
+        if !self.built.is_empty() {
+            // If a destructor panics, this guard drops the remaining copies and frees, as unwinding
+            // drops it (a second panic aborts, as for a slice).
+            let rest = core::mem::ManuallyDrop::new(Copies::<T>::new(self.vma, self.built.clone()));
+            let mut unwinding = Unwinding(rest);
+            let (first, stride) = unwinding.0.placement();
+            for cpu in unwinding.0.built.by_ref() {
+                // SAFETY: the copies in `built` hold a `T` each (at `first + cpu × stride`) and are
+                // dropped once: `built` moved past this one before its destructor runs.
+                unsafe { first.wrapping_byte_add(cpu * stride).drop_in_place() };
+            }
+            core::mem::forget(unwinding);
+        }
+        let offset = percpu::offset_of_vma(self.vma);
+        // SAFETY: the reservation of `T` that this guard owns, freed once, after every copy was
+        // dropped.
+        unsafe { object::free(offset, Layout::new::<T>()) };
+    }
+}
+
+/// Finishes dropping the copies left in a [`Copies`] when a destructor panics.
+struct Unwinding<T>(core::mem::ManuallyDrop<Copies<T>>);
+
+impl<T> Drop for Unwinding<T> {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here, during unwinding; the normal path forgets this guard.
+        unsafe { core::mem::ManuallyDrop::drop(&mut self.0) };
     }
 }

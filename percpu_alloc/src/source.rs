@@ -6,12 +6,18 @@ use core::ptr::NonNull;
 /// A provider of memory for further per-CPU chunks (each `cpu_count × unit` bytes, page-aligned),
 /// implemented by the kernel, e.g. on top of its page allocator.
 ///
+/// Both methods are called only from task context (an allocation with `PerCpu::new_with` or
+/// `alloc_percpu`, [`refill`](crate::refill), [`reclaim`](crate::reclaim)), never with the allocator's
+/// lock held, and never by anything that may run in interrupt context (atomic allocations, drops): they
+/// may take locks that do not disable interrupts, sleep where the caller may, and use `percpu_alloc`
+/// themselves.
+///
 /// # Safety
 ///
 /// `alloc_chunk` must return memory that is valid for reads and writes of `layout`, owned by the caller
 /// until it is given back with `free_chunk`, and not used by anything else meanwhile.
 pub unsafe trait ChunkSource: Sync {
-    /// Memory for one chunk, or `None` when exhausted. Called with local interrupts disabled.
+    /// Memory for one chunk, or `None` when exhausted.
     fn alloc_chunk(&self, layout: Layout) -> Option<NonNull<u8>>;
 
     /// Takes back a chunk that `alloc_chunk` returned for the same `layout`.

@@ -26,11 +26,14 @@ pub fn cpus() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Runs `body(cpu, barrier)` on `CPUS` threads at once, thread `cpu` acting as CPU `cpu`.
+/// Runs `body(cpu, barrier)` on `CPUS` threads at once, thread `cpu` acting as CPU `cpu`. A caller
+/// acting as a CPU (see [`as_cpu_zero`]) hands its id over for the time being: one thread per CPU.
 pub fn on_each_cpu<F>(body: F)
 where
     F: Fn(usize, &Barrier) + Sync,
 {
+    let caller = percpu::registered_cpu();
+    percpu::release_percpu_reg();
     let barrier = Barrier::new(CPUS);
     std::thread::scope(|scope| {
         for cpu in 0..CPUS {
@@ -42,6 +45,9 @@ where
             });
         }
     });
+    if let Some(cpu) = caller {
+        percpu::init_percpu_reg(cpu);
+    }
 }
 
 /// Ends the thread's claim on its CPU id when dropped, even when the test body panics: the next test
@@ -51,6 +57,27 @@ struct Release;
 
 impl Drop for Release {
     fn drop(&mut self) {
+        percpu::release_percpu_reg();
+    }
+}
+
+/// The calling thread acts as CPU 0 while the value lives, with the tests serialized as by [`cpus`];
+/// dropping it releases the id before the next test's thread registers it (the test harness's threads
+/// may outlive their tests, and with them their claims).
+pub struct CpuZero {
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// Serializes the tests and registers this thread as CPU 0; see [`CpuZero`].
+pub fn as_cpu_zero() -> CpuZero {
+    let serial = cpus();
+    percpu::init_percpu_reg(0);
+    CpuZero { _serial: serial }
+}
+
+impl Drop for CpuZero {
+    fn drop(&mut self) {
+        // Before the lock is released (the fields drop after this).
         percpu::release_percpu_reg();
     }
 }

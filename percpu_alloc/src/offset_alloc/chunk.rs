@@ -4,8 +4,8 @@
 //! Everything here counts in granules relative to the chunk start; the
 //! allocator converts to and from byte offsets.
 
-use alloc::boxed::Box;
-use alloc::vec;
+use alloc::collections::TryReserveError;
+use alloc::vec::Vec;
 
 use super::bits::{self, WORD_BITS};
 use super::GRANULE;
@@ -81,6 +81,14 @@ impl Runs {
     }
 }
 
+/// `len` copies of `value` in a vector allocated fallibly.
+fn filled<T: Clone>(len: usize, value: T) -> Result<Vec<T>, TryReserveError> {
+    let mut vec = Vec::new();
+    vec.try_reserve_exact(len)?;
+    vec.resize(len, value);
+    Ok(vec)
+}
+
 /// What [`Chunk::find`] looks for: `len` free granules starting at an index
 /// congruent to `phase` modulo `align` (a power of two, `phase < align`).
 #[derive(Clone, Copy)]
@@ -98,12 +106,13 @@ pub(super) struct Chunk {
     granules: usize,
     /// Number of live allocations.
     live: usize,
-    /// Bitmap planes, one entry per 64 granules.
-    words: Box<[Word]>,
+    /// Bitmap planes, one entry per 64 granules (never resized).
+    words: Vec<Word>,
     /// Implicit complete binary tree of [`Runs`]: node 1 is the root, the
     /// children of node `i` are `2i` and `2i + 1`, and word `w` is summarised
     /// by leaf `leaves + w`. Leaves past the last word summarise nothing.
-    tree: Box<[Runs]>,
+    /// Never resized.
+    tree: Vec<Runs>,
     /// Number of leaves of `tree`: the word count rounded up to a power of two.
     leaves: usize,
     /// The words `first..=last` whose summaries in `tree` may not be up to
@@ -119,11 +128,12 @@ pub(super) struct Chunk {
 
 impl Chunk {
     /// An entirely free chunk of `granules` granules (at least one, and at
-    /// most `u32::MAX`) starting at offset `base`.
-    pub(super) fn new(base: usize, granules: usize) -> Self {
+    /// most `u32::MAX`) starting at offset `base`, or the error of the heap
+    /// if its metadata cannot be allocated.
+    pub(super) fn try_new(base: usize, granules: usize) -> Result<Self, TryReserveError> {
         debug_assert!(granules > 0 && u32::try_from(granules).is_ok());
         let word_count = granules.div_ceil(WORD_BITS);
-        let mut words = vec![Word::default(); word_count].into_boxed_slice();
+        let mut words = filled(word_count, Word::default())?;
         let tail = granules % WORD_BITS;
         if tail != 0 {
             words[word_count - 1].used = bits::bit_range(tail, WORD_BITS);
@@ -134,7 +144,7 @@ impl Chunk {
             granules,
             live: 0,
             words,
-            tree: vec![Runs::default(); 2 * leaves].into_boxed_slice(),
+            tree: filled(2 * leaves, Runs::default())?,
             leaves,
             stale: None,
             stale_used: 0,
@@ -142,7 +152,20 @@ impl Chunk {
         };
         // Nodes with only padding leaves below keep their all-zero summaries.
         chunk.refresh(0, word_count - 1);
-        chunk
+        Ok(chunk)
+    }
+
+    /// [`Chunk::try_new`], panicking if the heap is exhausted (tests).
+    #[cfg(test)]
+    pub(super) fn new(base: usize, granules: usize) -> Self {
+        Self::try_new(base, granules).expect("chunk metadata")
+    }
+
+    /// Moves the chunk to offset `base`: an entirely free chunk whose
+    /// metadata was allocated before its place was known.
+    pub(super) fn rebase(&mut self, base: usize) {
+        debug_assert_eq!(self.live, 0);
+        self.base = base;
     }
 
     /// Offset of the first byte of the chunk.
@@ -485,7 +508,7 @@ impl Chunk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec::Vec;
+    use alloc::vec;
 
     /// Lowest granule where `len` free granules start at an index congruent
     /// to `phase` modulo `align`, by brute force over a used-granule mask.

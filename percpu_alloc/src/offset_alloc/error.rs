@@ -13,6 +13,8 @@ pub enum ConfigError {
     /// [`GRANULE`](super::GRANULE), is longer than the unit, or runs past
     /// `usize::MAX`.
     BadFirstChunk,
+    /// The heap has no memory for the allocator's metadata.
+    OutOfMemory,
 }
 
 /// Why [`OffsetAllocator::alloc`](super::OffsetAllocator::alloc) returned no
@@ -42,6 +44,11 @@ pub enum AddChunkError {
     Wraps,
     /// The chunk overlaps a chunk the allocator already has.
     Overlaps,
+    /// The heap has no memory for the chunk's metadata.
+    OutOfMemory,
+    /// The metadata does not fit the allocator any more (chunks were added
+    /// since it was requested) or was requested from another allocator.
+    StaleMetadata,
 }
 
 /// Why [`OffsetAllocator::free`](super::OffsetAllocator::free) freed nothing.
@@ -56,6 +63,7 @@ impl fmt::Display for ConfigError {
         f.write_str(match self {
             Self::BadUnit => "unit is zero, not a multiple of the granule, or too large",
             Self::BadFirstChunk => "first chunk is misaligned, longer than the unit, or wraps",
+            Self::OutOfMemory => "no heap memory for the allocator's metadata",
         })
     }
 }
@@ -77,6 +85,8 @@ impl fmt::Display for AddChunkError {
             Self::Misaligned => "chunk base is not aligned to the maximum alignment",
             Self::Wraps => "chunk would run past the end of the offset space",
             Self::Overlaps => "chunk overlaps an existing chunk",
+            Self::OutOfMemory => "no heap memory for the chunk's metadata",
+            Self::StaleMetadata => "the chunk metadata no longer fits the allocator",
         })
     }
 }

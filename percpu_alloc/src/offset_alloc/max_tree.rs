@@ -1,6 +1,6 @@
 //! A max-tree over slots: finds the first slot holding at least some value.
 
-use alloc::vec;
+use alloc::collections::TryReserveError;
 use alloc::vec::Vec;
 
 /// Complete binary tree of maxima over `capacity()` slots, all 0 initially.
@@ -12,9 +12,13 @@ pub(super) struct MaxTree {
 }
 
 impl MaxTree {
-    /// A tree with one slot.
-    pub(super) fn new() -> Self {
-        Self { nodes: vec![0; 2] }
+    /// A tree with one slot that can grow to `room` slots (at least one)
+    /// without allocating, or the error of the heap.
+    pub(super) fn try_with_room(room: usize) -> Result<Self, TryReserveError> {
+        let mut nodes = Vec::new();
+        nodes.try_reserve_exact(2 * room.max(1).next_power_of_two())?;
+        nodes.resize(2, 0);
+        Ok(Self { nodes })
     }
 
     /// Number of slots.
@@ -22,7 +26,15 @@ impl MaxTree {
         self.nodes.len() / 2
     }
 
-    /// Replaces all slots with `values`, resizing the tree to fit them.
+    /// The most slots [`rebuild`](Self::rebuild) can make without allocating.
+    pub(super) fn room(&self) -> usize {
+        let leaves = self.nodes.capacity() / 2;
+        // The largest power of two not above `leaves` (which is at least 1).
+        1 << leaves.ilog2()
+    }
+
+    /// Replaces all slots with `values`, resizing the tree to fit them. Does
+    /// not allocate if there are at most [`room`](Self::room) values.
     pub(super) fn rebuild(&mut self, values: impl ExactSizeIterator<Item = u32>) {
         let leaves = values.len().next_power_of_two();
         self.nodes.clear();
@@ -91,12 +103,16 @@ mod tests {
 
     #[test]
     fn finds_first_slot_at_least() {
-        let mut tree = MaxTree::new();
+        let mut tree = MaxTree::try_with_room(1).unwrap();
+        assert_eq!(tree.room(), 1);
         assert_eq!(tree.first_at_least(1, 0), None);
         assert_eq!(tree.first_at_least(0, 0), Some(0));
         let values = [3u32, 0, 7, 1, 7, 2];
         tree.rebuild(values.iter().copied());
         assert_eq!(tree.capacity(), 8);
+        assert!(tree.room() >= 8);
+        let room = MaxTree::try_with_room(5).unwrap();
+        assert_eq!((room.capacity(), room.room()), (1, 8));
         for min in 0..9 {
             for from in 0..9 {
                 let expected =

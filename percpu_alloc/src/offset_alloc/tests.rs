@@ -41,7 +41,7 @@ fn alignment_is_absolute_in_first_chunk() {
     assert_eq!(a.alloc(0x41, 4096), Err(AllocError::NeedChunk));
     assert_eq!(a.alloc(0x40, 4096), Ok(0x3000));
     for offset in [0x40, 0x80, 0x1000, 0x48, 0x50, 0xC0, 0x2000, 0x3000] {
-        assert!(a.free(offset).unwrap().is_none());
+        a.free(offset).unwrap();
     }
     assert_eq!(a.stats().live_allocations, 0);
 }
@@ -63,7 +63,7 @@ fn exact_fit_and_reuse() {
     let whole = a.alloc(64, 8).unwrap();
     assert_eq!(whole, 0x100);
     assert_eq!(a.alloc(1, 1), Err(AllocError::NeedChunk));
-    assert_eq!(a.free(whole), Ok(None));
+    assert_eq!(a.free(whole), Ok(()));
     // Eight 1..=8 byte objects fill the same 64 bytes exactly.
     let small: Vec<usize> = (1..=8).map(|size| a.alloc(size, 1).unwrap()).collect();
     assert_eq!(small, (0..8).map(|i| 0x100 + 8 * i).collect::<Vec<_>>());
@@ -116,11 +116,11 @@ fn unknown_offsets_are_rejected() {
         assert_eq!(a.allocation_size(bogus), None);
     }
     assert_eq!(a.stats(), before);
-    assert_eq!(a.free(x), Ok(None));
+    assert_eq!(a.free(x), Ok(()));
     assert_eq!(a.free(x), Err(FreeError::NotAllocated));
     // `y` starts right after the freed `x`: still intact.
     assert_eq!(a.allocation_size(y), Some(8));
-    assert_eq!(a.free(y), Ok(None));
+    assert_eq!(a.free(y), Ok(()));
     assert_eq!(a.free(y), Err(FreeError::NotAllocated));
     assert_eq!(a.stats().live_allocations, 0);
 }
@@ -144,7 +144,7 @@ fn chunk_growth() {
 }
 
 #[test]
-fn one_spare_chunk_is_kept() {
+fn free_chunks_stay_until_taken() {
     let mut a = OffsetAllocator::new(UNIT, 0, 0x100).unwrap();
     let first = a.alloc(0x100, 8).unwrap();
     let mut bases = [0x10_0000, 0x30_0000, 0x20_0000].into_iter();
@@ -153,27 +153,123 @@ fn one_spare_chunk_is_kept() {
         .collect();
     assert_eq!(big, [0x10_0000, 0x30_0000, 0x20_0000]);
     assert_eq!(a.stats().free_chunks, 0);
+    assert!(a.take_free_chunk(0).is_none());
     // The first chunk becoming free is not a spare.
-    assert_eq!(a.free(first), Ok(None));
+    assert_eq!(a.free(first), Ok(()));
     assert_eq!(a.stats().free_chunks, 0);
-    // The first further chunk to become free is kept, the next ones go.
-    assert_eq!(a.free(0x30_0000), Ok(None));
-    assert_eq!(a.stats().free_chunks, 1);
-    assert_eq!(a.free(0x10_0000), Ok(Some(0x10_0000)));
-    assert_eq!(a.free(0x20_0000), Ok(Some(0x20_0000)));
+    // Further chunks that become free stay until taken, newest first.
+    for base in [0x30_0000, 0x10_0000, 0x20_0000] {
+        assert_eq!(a.free(base), Ok(()));
+    }
+    assert_eq!(a.stats().free_chunks, 3);
+    assert!(a.take_free_chunk(3).is_none());
+    assert_eq!(a.take_free_chunk(1).map(|(base, _)| base), Some(0x20_0000));
+    assert_eq!(a.take_free_chunk(1).map(|(base, _)| base), Some(0x30_0000));
+    assert!(a.take_free_chunk(1).is_none());
     let s = a.stats();
     assert_eq!(
         (s.chunks, s.chunk_bytes, s.free_chunks),
         (2, 0x100 + UNIT, 1)
     );
-    // Released chunks are forgotten; the spare serves the next allocation.
-    assert_eq!(a.free(0x10_0000), Err(FreeError::NotAllocated));
-    assert_eq!(a.alloc(UNIT, 8), Ok(0x30_0000));
+    // Taken chunks are forgotten; the spare serves the next allocation.
+    assert_eq!(a.free(0x30_0000), Err(FreeError::NotAllocated));
+    assert_eq!(a.alloc(UNIT, 8), Ok(0x10_0000));
     assert_eq!(a.stats().free_chunks, 0);
-    // A released base can be added again.
-    a.add_chunk(0x10_0000).unwrap();
+    // A taken base can be added again.
+    a.add_chunk(0x30_0000).unwrap();
     assert_eq!(a.alloc(8, 8), Ok(0));
-    assert_eq!(a.alloc(0x100, 8), Ok(0x10_0000));
+    assert_eq!(a.alloc(0x100, 8), Ok(0x30_0000));
+}
+
+#[test]
+fn batches_go_side_by_side_where_space_is_contiguous() {
+    let mut a = OffsetAllocator::new(UNIT, 0x48, 0x400).unwrap();
+    assert_eq!(a.alloc(8, 8), Ok(0x48));
+    // Eight 24-byte objects from a cache line: 0x80..0x140, one allocation each.
+    let mut out = [0; 8];
+    assert_eq!(a.alloc_batch(24, 8, 64, &mut out), Ok(8));
+    assert_eq!(out, core::array::from_fn(|i| 0x80 + 24 * i));
+    let s = a.stats();
+    assert_eq!((s.live_allocations, s.requested_bytes), (9, 8 + 8 * 24));
+    // The gap before the run is still free, and objects go one by one.
+    assert_eq!(a.alloc(16, 8), Ok(0x50));
+    a.free(0x80 + 24).unwrap();
+    assert_eq!(a.allocation_size(0x80), Some(24));
+    assert_eq!(a.allocation_size(0x80 + 48), Some(24));
+    // Sizes that are not whole granules keep their slack.
+    let mut out = [0; 3];
+    assert_eq!(a.alloc_batch(12, 4, 64, &mut out), Ok(3));
+    assert_eq!(out, [0x140, 0x150, 0x160]);
+    assert_eq!(a.allocation_size(0x150), Some(12));
+    assert_eq!(a.stats().reserved_bytes - a.stats().requested_bytes, 3 * 4);
+    // While the chunk of the first object has contiguous room, the batch goes there, past holes.
+    let mut out = [0; 4];
+    assert_eq!(a.alloc_batch(8, 8, 64, &mut out), Ok(4));
+    assert_eq!(out, [0x180, 0x188, 0x190, 0x198]);
+    // Then one by one into the holes, fewer than asked when the chunks run out.
+    let mut b = OffsetAllocator::new(UNIT, 0x40, 0x100).unwrap();
+    assert_eq!(b.alloc_batch(8, 8, 64, &mut out), Ok(4));
+    assert_eq!(out, [0x40, 0x48, 0x50, 0x58]);
+    assert_eq!(b.alloc(0xE0, 8), Ok(0x60));
+    b.free(0x48).unwrap();
+    b.free(0x58).unwrap();
+    assert_eq!(b.alloc_batch(8, 8, 64, &mut out), Ok(2));
+    assert_eq!(out[..2], [0x48, 0x58]);
+    assert_eq!(
+        b.alloc_batch(8, 8, 64, &mut out),
+        Err(AllocError::NeedChunk)
+    );
+    assert_eq!(b.stats().live_allocations, 5);
+    // Errors.
+    let mut out = [0; 16];
+    assert_eq!(a.alloc_batch(8, 8, 64, &mut []), Err(AllocError::ZeroSize));
+    assert_eq!(a.alloc_batch(0, 8, 64, &mut out), Err(AllocError::ZeroSize));
+    assert_eq!(
+        a.alloc_batch(UNIT + 8, 8, 64, &mut out),
+        Err(AllocError::TooLarge)
+    );
+    assert_eq!(a.alloc_batch(8, 8, 3, &mut out), Err(AllocError::BadAlign));
+    assert_eq!(a.alloc_batch(8, 3, 8, &mut out), Err(AllocError::BadAlign));
+    b.add_chunk(0x10_0000).unwrap();
+    let mut out = [0; 4];
+    assert_eq!(b.alloc_batch(0x100, 8, 64, &mut out), Ok(4));
+    assert_eq!(out, [0x10_0000, 0x10_0100, 0x10_0200, 0x10_0300]);
+    assert_eq!(b.stats().free_chunks, 0);
+}
+
+#[test]
+fn metadata_is_allocated_apart_and_may_be_stale() {
+    let mut a = empty();
+    let request = a.metadata_request();
+    let early = request.allocate().unwrap();
+    // Enough chunks added meanwhile to make the tables grow.
+    for k in 0..INITIAL_ROOM {
+        a.add_chunk(0x100_0000 + k * UNIT).unwrap();
+    }
+    let (error, _) = a.add_chunk_with(0x10_0000, early).unwrap_err();
+    assert_eq!(error, AddChunkError::StaleMetadata);
+    let request = a.metadata_request();
+    let retired = a.add_chunk_with(0x10_0000, request.allocate().unwrap());
+    // The old tables come back, to be dropped outside any lock.
+    assert!(retired.unwrap().tables.is_some());
+    // The placement is checked before anything else, and the metadata given back.
+    let fresh = a.metadata_request().allocate().unwrap();
+    let (error, fresh) = a.add_chunk_with(0x10_0000, fresh).unwrap_err();
+    assert_eq!(error, AddChunkError::Overlaps);
+    let retired = a.add_chunk_with(0x20_0000, fresh).unwrap();
+    assert!(retired.chunk.is_none() && retired.tables.is_none());
+    // Metadata of an allocator of another unit does not fit.
+    let other = OffsetAllocator::new(UNIT / 2, 0, 0).unwrap();
+    let foreign = other.metadata_request().allocate().unwrap();
+    assert_eq!(
+        a.add_chunk_with(0x30_0000, foreign).unwrap_err().0,
+        AddChunkError::StaleMetadata
+    );
+    assert_eq!(a.stats().chunks, INITIAL_ROOM + 2);
+    for k in 0..INITIAL_ROOM + 2 {
+        let offset = a.alloc(UNIT, 4096).unwrap();
+        assert_eq!(a.allocation_size(offset), Some(UNIT), "{k}");
+    }
 }
 
 #[test]
@@ -264,9 +360,13 @@ fn wrapping_chunk_bases() {
     assert_eq!(a.free(y + 8), Err(FreeError::NotAllocated));
     a.add_chunk(negative - UNIT).unwrap();
     assert_eq!(a.alloc(16, 16), Ok(negative - UNIT));
-    assert_eq!(a.free(x), Ok(None));
-    assert_eq!(a.free(y), Ok(None));
-    assert_eq!(a.free(negative - UNIT), Ok(Some(negative - UNIT)));
+    assert_eq!(a.free(x), Ok(()));
+    assert_eq!(a.free(y), Ok(()));
+    assert_eq!(a.free(negative - UNIT), Ok(()));
+    assert_eq!(
+        a.take_free_chunk(1).map(|(base, _)| base),
+        Some(negative - UNIT)
+    );
     assert_eq!(a.stats().chunks, 2);
 
     // A chunk may end exactly at the top of the offset space.
@@ -278,8 +378,8 @@ fn wrapping_chunk_bases() {
     assert_eq!(last, usize::MAX - 7);
     assert_eq!(b.allocation_size(last), Some(8));
     assert_eq!(b.free(usize::MAX), Err(FreeError::NotAllocated));
-    assert_eq!(b.free(last), Ok(None));
-    assert_eq!(b.free(top), Ok(None));
+    assert_eq!(b.free(last), Ok(()));
+    assert_eq!(b.free(top), Ok(()));
     assert_eq!(b.stats().free_chunks, 1);
 }
 
@@ -299,7 +399,7 @@ fn empty_first_chunk() {
     assert_eq!(a.stats().free_chunks, 1);
     let x = a.alloc(8, 8).unwrap();
     assert_eq!(a.stats().free_chunks, 0);
-    assert_eq!(a.free(x), Ok(None));
+    assert_eq!(a.free(x), Ok(()));
     assert_eq!(a.stats().free_chunks, 1);
 }
 

@@ -1,7 +1,7 @@
 //! Per-CPU objects allocated at run time (`percpu_alloc`), on all CPUs at
 //! once: the concurrent scenario of the host tests (`tests/alloc_cpus.rs`) in
 //! a real kernel, with each object's fast paths checked against its remote
-//! view.
+//! view, and allocation from interrupt context.
 //!
 //! 1. Every CPU allocates [`OWN`] objects (fewer with many CPUs, see
 //!    [`own_count`]) of four types at the same time
@@ -15,10 +15,19 @@
 //! 3. Every CPU checks every other CPU's copy of every object remotely: no
 //!    two copies overlap, and the copies of an object, in the first chunk or
 //!    in a further one, share one offset for all CPUs.
-//! 4. Every CPU frees its objects while allocating, checking and freeing
-//!    [`CHURN`] more; then all hammer one shared `PerCpuCounter`, which the
-//!    timer interrupt updates too. CPU 0 checks the counter's exact sum,
-//!    that every copy of every [`Tracked`] object was dropped once, and that
+//! 4. With its timer running, every CPU frees its objects while allocating,
+//!    checking and freeing [`CHURN`] more, then [`Large`] objects that need
+//!    further chunks from the heap (refilling the spare chunks and returning
+//!    free chunks as it goes), until its timer interrupt handler has
+//!    allocated [`MIN_IRQ_ALLOCS`] objects: every [`IRQ_EVERY`] ticks, the
+//!    handler checks and drops the two objects it made last time and
+//!    allocates two new ones with `PerCpu::new_with_atomic` (one served by
+//!    this CPU's cache, one by the allocator core), which never calls the
+//!    heap or the chunk source. Every object's copies are checked before it is dropped:
+//!    an overlap with any other object would show.
+//! 5. All hammer one shared `PerCpuCounter`, which the timer interrupt
+//!    updates too. CPU 0 checks the counter's exact sum, that every copy of
+//!    every [`Tracked`] and interrupt-made object was dropped once, and that
 //!    nothing is left allocated.
 
 use alloc::boxed::Box;
@@ -29,13 +38,13 @@ use core::ptr::null_mut;
 use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicUsize, Ordering};
 
 use percpu::PerCpuInteger;
-use percpu_alloc::{GlobalAllocSource, PerCpu, PerCpuCounter};
+use percpu_alloc::{AllocError, GlobalAllocSource, PerCpu, PerCpuCounter};
 
 use crate::check::{expect, expect_eq};
 use crate::counters::{self, TICK_WEIGHT};
 use crate::suite::Others;
 use crate::vars::IntValue;
-use crate::{println, MAX_CPUS};
+use crate::{arch, println, MAX_CPUS};
 
 /// Objects every CPU allocates and publishes.
 const OWN: usize = 32;
@@ -52,6 +61,20 @@ const CHURN: usize = 64;
 
 /// Of the [`CHURN`] objects, those alive at a time.
 const WINDOW: usize = 8;
+
+/// Of the [`Large`] objects, those alive at a time: enough to need further
+/// chunks.
+const LARGE_WINDOW: usize = 24;
+
+/// Objects the timer interrupt handler must have allocated on every CPU with
+/// a timer before the churn stops (or [`MAX_LARGE_ROUNDS`] were done).
+const MIN_IRQ_ALLOCS: usize = 16;
+
+/// Rounds of [`Large`] objects at most, waiting for the interrupt handler.
+const MAX_LARGE_ROUNDS: usize = 200_000;
+
+/// Spare chunks kept for the allocations of the interrupt handler.
+const SPARE_CHUNKS: usize = 2;
 
 /// Evaluates `$body` with `$h` bound to the handle of `$object`, whatever
 /// its type.
@@ -121,6 +144,8 @@ pub fn run(cpu: usize, cpus: usize, barrier: impl Fn(&'static str)) {
             .unwrap_or_else(|e| crate::fail(format_args!("cpu 0: PerCpuCounter::new: {e}")));
         COUNTER.store(Box::into_raw(Box::new(counter)), Ordering::Release);
     }
+    // Free offsets left in this CPU's cache would count as allocations.
+    percpu_alloc::drain_cache();
     barrier("the run-time objects to be allocated");
 
     let peak = (cpu == 0).then(stats);
@@ -158,7 +183,8 @@ pub fn run(cpu: usize, cpus: usize, barrier: impl Fn(&'static str)) {
     );
     barrier("the remote checks of the run-time objects");
 
-    churn(cpu, count);
+    let churned = churn(cpu, count);
+
     barrier("the run-time objects to be freed");
 
     // SAFETY: published by CPU 0 before the first barrier of the phase,
@@ -171,7 +197,8 @@ pub fn run(cpu: usize, cpus: usize, barrier: impl Fn(&'static str)) {
             counter.dec();
         }
     });
-    let part = (cpu as i64 + 2) * timed.rounds as i64 + timed.ticks as i64 * TICK_WEIGHT as i64;
+    let ticks = COUNTER_TICKS.read_current() as i64;
+    let part = (cpu as i64 + 2) * timed.rounds as i64 + ticks * TICK_WEIGHT as i64;
     expect_eq(
         cpu,
         format_args!("my part of the PerCpuCounter"),
@@ -180,8 +207,12 @@ pub fn run(cpu: usize, cpus: usize, barrier: impl Fn(&'static str)) {
     );
     PARTS[cpu].store(part, Ordering::Relaxed);
     println!(
-        "cpu {cpu}: freed my {count} objects while allocating and freeing {CHURN} more; \
-         PerCpuCounter: {} ops, {timed}: my part exact",
+        "cpu {cpu}: freed my {count} objects while allocating and freeing {CHURN} more and {} \
+         of {} bytes ({} spare-chunk refills); {churned}; PerCpuCounter: {} ops, {timed}: my \
+         part exact",
+        churned.large,
+        size_of::<Large>(),
+        churned.refills,
         3 * timed.rounds
     );
     barrier("the PerCpuCounter to be hammered");
@@ -220,24 +251,248 @@ static COUNTER: AtomicPtr<PerCpuCounter> = AtomicPtr::new(null_mut());
 /// Each CPU's part of the [`COUNTER`], as that CPU expects it.
 static PARTS: [AtomicI64; MAX_CPUS] = [const { AtomicI64::new(0) }; MAX_CPUS];
 
-/// The timer interrupt's work: adds [`TICK_WEIGHT`] to this CPU's part of the
-/// shared counter, if one is published. Allocates nothing.
+/// The timer interrupt's work: while [`churn`] runs on this CPU, replaces the
+/// objects it made [`IRQ_EVERY`] ticks earlier with new ones
+/// ([`replace_irq_objects`]);
+/// otherwise adds [`TICK_WEIGHT`] to this CPU's part of the shared counter,
+/// if one is published.
 pub fn on_timer_tick() {
+    if IRQ_ALLOCATES.read_current() {
+        // Every few ticks only: under emulation, a tick's work must stay well
+        // below the tick period (100 µs on some architectures).
+        IRQ_TICKS_SEEN.add_current(1);
+        if IRQ_TICKS_SEEN.read_current().is_multiple_of(IRQ_EVERY) {
+            replace_irq_objects();
+        }
+        return;
+    }
     let counter = COUNTER.load(Ordering::Acquire);
     if !counter.is_null() {
         // SAFETY: CPU 0 publishes the counter before any CPU starts its timer
         // in [`run`] and takes it back once every CPU stopped it.
         unsafe { (*counter).add(TICK_WEIGHT as i64) };
+        COUNTER_TICKS.add_current(1);
     }
 }
 
-/// Frees this CPU's `count` published objects, one per round, while allocating,
-/// checking and freeing [`CHURN`] more, [`WINDOW`] of them alive at a time.
-fn churn(cpu: usize, count: usize) {
+/// The ticks whose handler added to the `PerCpuCounter` on this CPU: what
+/// this CPU's part of it holds besides the rounds (a tick still pending when
+/// the timer stopped may land outside [`counters::with_timer`]'s count).
+#[percpu::def_percpu]
+static COUNTER_TICKS: u64 = 0;
+
+/// This CPU's id, for its interrupt handler.
+#[percpu::def_percpu]
+static CPU: usize = usize::MAX;
+
+/// The timer ticks between two allocations of an interrupt handler.
+const IRQ_EVERY: usize = 4;
+
+/// Timer ticks this CPU took while [`IRQ_ALLOCATES`] was set.
+#[percpu::def_percpu]
+static IRQ_TICKS_SEEN: usize = 0;
+
+/// While set on a CPU, its timer interrupt handler allocates and drops
+/// objects.
+#[percpu::def_percpu]
+static IRQ_ALLOCATES: bool = false;
+
+/// The objects this CPU's interrupt handler made on its last tick: one served
+/// by this CPU's cache, one by the allocator core. Only the handler uses
+/// them, and the CPU itself once its handler stopped allocating.
+#[percpu::def_percpu]
+static IRQ_OBJECTS: Option<(PerCpu<Stamp>, PerCpu<Wide>)> = None;
+
+/// Atomic allocations of this CPU's interrupt handler: objects made, and
+/// ticks that found no room ([`AllocError::WouldBlock`]).
+#[percpu::def_percpu]
+static IRQ_ALLOCS: usize = 0;
+#[percpu::def_percpu]
+static IRQ_REFUSED: usize = 0;
+
+/// The ticks of interrupt handlers so far, numbering their objects.
+static IRQ_TICKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Copies of [`Stamp`] and [`Wide`] objects made and dropped, over all CPUs.
+static IRQ_COPIES_MADE: AtomicUsize = AtomicUsize::new(0);
+static IRQ_COPIES_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// CPU `copy`'s copy of the object of tick `tick` of CPU `owner`'s handler:
+/// 16 bytes, a size the per-CPU caches serve.
+struct Stamp {
+    tick: u64,
+    owner: u32,
+    copy: u32,
+}
+
+impl Stamp {
+    fn new(tick: u64, owner: usize, copy: usize) -> Self {
+        IRQ_COPIES_MADE.fetch_add(1, Ordering::Relaxed);
+        Self {
+            tick,
+            owner: owner as u32,
+            copy: copy as u32,
+        }
+    }
+
+    fn is(&self, tick: u64, owner: usize, copy: usize) -> bool {
+        (self.tick, self.owner, self.copy) == (tick, owner as u32, copy as u32)
+    }
+}
+
+impl Drop for Stamp {
+    fn drop(&mut self) {
+        IRQ_COPIES_DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// As [`Stamp`], larger than the sizes the caches serve: from the core.
+struct Wide([u64; 20]);
+
+impl Wide {
+    fn new(tick: u64, owner: usize, copy: usize) -> Self {
+        IRQ_COPIES_MADE.fetch_add(1, Ordering::Relaxed);
+        let mut words = [tick; 20];
+        words[19] = (owner << 32 | copy) as u64;
+        Self(words)
+    }
+
+    fn is(&self, tick: u64, owner: usize, copy: usize) -> bool {
+        self.0[..19].iter().all(|&word| word == tick) && self.0[19] == (owner << 32 | copy) as u64
+    }
+}
+
+impl Drop for Wide {
+    fn drop(&mut self) {
+        IRQ_COPIES_DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Fails unless every CPU's copy of `handle` satisfies `is(copy, its CPU)`:
+/// nothing else wrote into it since it was made.
+fn check_copies<T>(handle: &PerCpu<T>, cpu: usize, what: &str, is: impl Fn(&T, usize) -> bool) {
+    let overwritten = (0..percpu::cpu_count()).find(|&copy| {
+        // SAFETY: `copy` is below `percpu::cpu_count()`; only this CPU's
+        // interrupt handler wrote the copies, when it made the object.
+        !is(unsafe { &*handle.remote_ptr(copy) }, copy)
+    });
+    if let Some(copy) = overwritten {
+        crate::fail(format_args!(
+            "cpu {cpu}: interrupt handler: cpu {copy}'s copy of its {what} was overwritten"
+        ));
+    }
+}
+
+/// In this CPU's timer interrupt handler: checks and drops the objects of the
+/// previous tick, and allocates new ones with `PerCpu::new_with_atomic`,
+/// which never calls the heap (whose lock does not disable interrupts) or the
+/// chunk source.
+fn replace_irq_objects() {
+    let cpu = CPU.read_current();
+    IRQ_OBJECTS.with_current(|objects| {
+        if let Some((stamp, wide)) = objects.take() {
+            // SAFETY: CPU 0's copy, written when the object was made.
+            let tick = unsafe { (*stamp.remote_ptr(0)).tick };
+            check_copies(&stamp, cpu, "small object", |s, copy| s.is(tick, cpu, copy));
+            check_copies(&wide, cpu, "wide object", |w, copy| w.is(tick, cpu, copy));
+        }
+        let tick = IRQ_TICKS.fetch_add(1, Ordering::Relaxed) as u64;
+        let stamp = PerCpu::new_with_atomic(|copy| Stamp::new(tick, cpu, copy));
+        let wide = PerCpu::new_with_atomic(|copy| Wide::new(tick, cpu, copy));
+        match (stamp, wide) {
+            (Ok(stamp), Ok(wide)) => {
+                IRQ_ALLOCS.add_current(2);
+                *objects = Some((stamp, wide));
+            }
+            (Err(AllocError::WouldBlock), _) | (_, Err(AllocError::WouldBlock)) => {
+                IRQ_REFUSED.add_current(1);
+            }
+            (Err(e), _) | (_, Err(e)) => crate::fail(format_args!(
+                "cpu {cpu}: atomic allocation in the timer interrupt handler: {e}"
+            )),
+        }
+    });
+}
+
+/// What [`churn`] did on this CPU.
+struct Churned {
+    /// Whether the timer interrupted it.
+    timer: bool,
+    /// [`Large`] objects allocated.
+    large: usize,
+    /// Calls of `percpu_alloc::refill`.
+    refills: usize,
+    /// Objects the interrupt handler allocated, and ticks it found no room.
+    irq_allocs: usize,
+    irq_refused: usize,
+}
+
+impl fmt::Display for Churned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.timer {
+            write!(
+                f,
+                "meanwhile my timer interrupt allocated {} objects with new_with_atomic and \
+                 dropped them ({} ticks found no room)",
+                self.irq_allocs, self.irq_refused
+            )
+        } else {
+            f.write_str("no timer interrupts on this architecture")
+        }
+    }
+}
+
+/// An object larger than the sizes the caches serve and smaller than the
+/// unit: the core serves it, in further chunks when the first is full.
+type Large = [u64; 40];
+
+/// Allocates a [`Large`] object whose copies name `tag` and their CPU.
+fn new_large(cpu: usize, tag: u64) -> PerCpu<Large> {
+    PerCpu::new_with(|copy| {
+        let mut words = [tag; 40];
+        words[39] = copy as u64;
+        words
+    })
+    .unwrap_or_else(|e| crate::fail(format_args!("cpu {cpu}: allocating a large object: {e}")))
+}
+
+/// Checks every copy of a [`Large`] object, then drops it.
+fn drop_large(cpu: usize, mut large: PerCpu<Large>, tag: u64) {
+    for (copy, words) in large.iter().enumerate() {
+        let intact = words[..39].iter().all(|&word| word == tag) && words[39] == copy as u64;
+        expect(
+            cpu,
+            intact,
+            format_args!("cpu {copy}'s copy of large object {tag:#x} was overwritten"),
+        );
+    }
+}
+
+/// With this CPU's timer running and its interrupt handler allocating: frees
+/// this CPU's published objects, one per round, while allocating, checking
+/// and freeing [`CHURN`] more, [`WINDOW`] of them alive at a time; then
+/// allocates and frees [`Large`] objects, [`LARGE_WINDOW`] alive at a time,
+/// refilling spare chunks and returning free ones, until the handler made
+/// [`MIN_IRQ_ALLOCS`] objects. Leaves nothing allocated by this CPU, and its
+/// cache drained.
+fn churn(cpu: usize, count: usize) -> Churned {
     let published = PUBLISHED[cpu].swap(null_mut(), Ordering::AcqRel);
     // SAFETY: the `Box` this CPU published; no other CPU uses it any more
     // (they passed the barrier after the remote checks).
     let mut own = unsafe { Box::from_raw(published) };
+    CPU.write_current(cpu);
+    let mut refills = 0;
+    let mut refill = || {
+        refills += 1;
+        percpu_alloc::refill(SPARE_CHUNKS)
+            .unwrap_or_else(|e| crate::fail(format_args!("cpu {cpu}: refill: {e}")));
+    };
+    refill();
+    let allocs_before = IRQ_ALLOCS.read_current();
+    let refused_before = IRQ_REFUSED.read_current();
+    IRQ_ALLOCATES.write_current(true);
+    let timer = arch::timer_start();
+
     let mut live = VecDeque::with_capacity(WINDOW);
     for index in count..count + CHURN {
         let id = Id { owner: cpu, index };
@@ -248,6 +503,56 @@ fn churn(cpu: usize, count: usize) {
         }
         live.push_back(object);
         own.pop();
+    }
+    drop(live);
+
+    let mut large = VecDeque::with_capacity(LARGE_WINDOW);
+    let tag = |round: usize| ((cpu as u64) << 48) | round as u64;
+    let mut rounds = 0;
+    while rounds < 2 * LARGE_WINDOW
+        || (timer
+            && IRQ_ALLOCS.read_current() - allocs_before < MIN_IRQ_ALLOCS
+            && rounds < MAX_LARGE_ROUNDS)
+    {
+        if large.len() == LARGE_WINDOW {
+            // Half of the window at once, so that chunks become free.
+            for (round, object) in large.drain(..LARGE_WINDOW / 2) {
+                drop_large(cpu, object, tag(round));
+            }
+            percpu_alloc::reclaim();
+        }
+        large.push_back((rounds, new_large(cpu, tag(rounds))));
+        rounds += 1;
+        if percpu_alloc::needs_refill() {
+            refill();
+        }
+    }
+
+    IRQ_ALLOCATES.write_current(false);
+    arch::timer_stop();
+    let irq_allocs = IRQ_ALLOCS.read_current() - allocs_before;
+    if timer {
+        expect(
+            cpu,
+            irq_allocs >= MIN_IRQ_ALLOCS,
+            format_args!(
+                "the timer interrupt handler allocated only {irq_allocs} objects in {rounds} \
+                 rounds"
+            ),
+        );
+    }
+    IRQ_OBJECTS.with_current(|objects| drop(objects.take()));
+    for (round, object) in large {
+        drop_large(cpu, object, tag(round));
+    }
+    // Free offsets left in this CPU's cache would count as allocations.
+    percpu_alloc::drain_cache();
+    Churned {
+        timer,
+        large: rounds,
+        refills,
+        irq_allocs,
+        irq_refused: IRQ_REFUSED.read_current() - refused_before,
     }
 }
 
@@ -282,6 +587,16 @@ fn check_totals(cpus: usize, count: usize, peak: &percpu_alloc::offset_alloc::St
         (0..copies).map(part).sum(),
     );
     drop(counter);
+    percpu_alloc::drain_cache();
+    // Back to one spare chunk: the others go back to the heap.
+    percpu_alloc::refill(1).unwrap_or_else(|e| crate::fail(format_args!("cpu 0: refill: {e}")));
+    let irq_copies = IRQ_COPIES_MADE.load(Ordering::Relaxed);
+    expect_eq(
+        0,
+        format_args!("drops of the copies of the interrupt handlers' objects"),
+        IRQ_COPIES_DROPPED.load(Ordering::Relaxed),
+        irq_copies,
+    );
 
     let tracked = (0..count + CHURN)
         .filter(|&index| matches!(Object::kind(index), Kind::Tracked))
@@ -304,7 +619,8 @@ fn check_totals(cpus: usize, count: usize, peak: &percpu_alloc::offset_alloc::St
     println!(
         "run-time objects: peak {} live, {} of {} bytes per cpu used, chunks: {}; \
          PerCpuCounter sum {sum} exact; {} Tracked objects x {copies} copies dropped once each; \
-         all freed, spare chunks kept: {}",
+         {irq_copies} copies of objects made in interrupt handlers dropped once each; all freed, \
+         spare chunks kept: {}",
         peak.live_allocations,
         peak.requested_bytes,
         peak.chunk_bytes,

@@ -3,8 +3,10 @@
 //! `percpu_alloc::GlobalAllocSource`, the further chunks of run-time per-CPU
 //! memory.
 //!
-//! Its lock does not disable interrupts: the timer interrupt handler must
-//! never allocate (it only updates counters).
+//! Its lock does not disable interrupts, so the timer interrupt handler never
+//! calls it: the handler allocates and drops per-CPU objects only with
+//! `percpu_alloc`'s atomic allocation and its frees, which never call the heap
+//! (nor the chunk source; see [`crate::dynamic`]).
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};

@@ -64,7 +64,8 @@ pub fn secondary_main(cpu_id: usize) -> ! {
 }
 
 /// Called by the architecture's timer interrupt handler on every tick. It
-/// must not allocate: the heap's lock does not disable interrupts.
+/// must not call the heap, whose lock does not disable interrupts: it
+/// allocates only per-CPU objects, atomically (see [`dynamic`]).
 pub fn on_timer_tick() {
     counters::on_timer_tick();
     checked::on_timer_tick();

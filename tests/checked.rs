@@ -212,3 +212,47 @@ fn run_time_objects_are_not_reached_from_an_unregistered_thread() {
     }
     on_each_cpu(|cpu, _| assert_eq!(object.read_current(), cpu as u64));
 }
+
+/// Whether this thread blocks `SIGUSR1` (what an `IrqGuard` does in hosted mode).
+fn sigusr1_blocked() -> bool {
+    // SAFETY: queries this thread's mask into a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        assert_eq!(
+            libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set),
+            0
+        );
+        libc::sigismember(&set, libc::SIGUSR1) == 1
+    }
+}
+
+#[test]
+fn interrupts_stay_off_until_the_last_irq_guard_whatever_the_drop_order() {
+    let _cpus = cpus();
+    on_each_cpu(|_, _| {
+        assert!(!sigusr1_blocked());
+        let outer = IrqGuard::new();
+        let inner = IrqGuard::new();
+        let queue = QUEUE.get(&inner);
+        // Dropping the outer guard first must not let a handler in while `queue` is lent.
+        drop(outer);
+        assert!(sigusr1_blocked(), "interrupts came back with a guard alive");
+        queue.borrow_mut().push(1);
+        drop(inner);
+        assert!(!sigusr1_blocked(), "the last guard restores the interrupts");
+        // Guards that fail restore everything too.
+        assert!(IrqGuard::try_new().is_some());
+        assert!(!sigusr1_blocked());
+    });
+    let refused = std::thread::spawn(|| {
+        let none = IrqGuard::try_new().is_none() && PreemptGuard::try_new().is_none();
+        (none, sigusr1_blocked())
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        refused,
+        (true, false),
+        "an unregistered thread gets no guard"
+    );
+}

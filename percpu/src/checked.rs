@@ -49,7 +49,7 @@ use core::marker::PhantomData;
 
 use crate::arch::IrqsOff;
 use crate::guard::NoPreempt;
-use crate::registration::{count_guard, validate_this_cpu};
+use crate::registration::{count_guard, this_cpu, validate_this_cpu};
 use crate::{raw, PerCpuPrimitive};
 
 /// Keeps the current task on this CPU while alive: preemption is disabled (with the `preempt`
@@ -70,14 +70,21 @@ impl PreemptGuard {
     /// If this CPU (hosted: thread) did not register with [`init_percpu_reg`](crate::init_percpu_reg).
     #[inline]
     pub fn new() -> Self {
+        Self::try_new().unwrap_or_else(|| not_registered())
+    }
+
+    /// As [`new`](Self::new), or `None` (with preemption restored) if this CPU (hosted: thread) did
+    /// not register.
+    #[inline]
+    pub fn try_new() -> Option<Self> {
         let preempt = NoPreempt::new();
-        let cpu = validate_this_cpu();
+        let cpu = this_cpu().ok()?;
         count_guard(1);
-        Self {
+        Some(Self {
             cpu,
             _preempt: preempt,
             _pinned: PhantomData,
-        }
+        })
     }
 }
 
@@ -95,19 +102,28 @@ impl Drop for PreemptGuard {
 }
 
 /// Keeps the current task on this CPU and keeps interrupt handlers away while alive: local interrupts
-/// and preemption are disabled (and restored as they were when it is dropped). `!Send` and `!Sync`;
-/// nestable. In a hosted x86_64 Linux program, where signal handlers play the part of interrupt
-/// handlers, it blocks the thread's signals; with `sp-naive` on a host it masks nothing (a program
-/// whose signal handlers touch per-CPU data must block signals itself, as installing a handler that is
-/// not async-signal-safe is the installer's obligation).
+/// and preemption are disabled, and restored as they were when the last `IrqGuard` of this CPU is
+/// dropped, in whatever order the guards are dropped (a per-CPU count: dropping an outer guard first
+/// leaves interrupts off for the inner one). `!Send` and `!Sync`; nestable. In a hosted x86_64 Linux
+/// program, where signal handlers play the part of interrupt handlers, it blocks the thread's
+/// signals; with `sp-naive` on a host it masks nothing (a program whose signal handlers touch per-CPU
+/// data must block signals itself, as installing a handler that is not async-signal-safe is the
+/// installer's obligation).
 pub struct IrqGuard {
     cpu: usize,
-    // Dropped before `_preempt`: interrupts are restored, then preemption.
-    _irqs: IrqsOff,
     _preempt: NoPreempt,
     /// Neither the guard nor a reference to it may leave this CPU.
     _pinned: PhantomData<*mut ()>,
 }
+
+/// The `IrqGuard`s alive on this CPU.
+#[crate::def_percpu]
+static IRQ_GUARDS: usize = 0;
+
+/// The interrupt state that the outermost live `IrqGuard` of this CPU found, restored when the last
+/// one is dropped.
+#[crate::def_percpu]
+static IRQ_SAVED: usize = 0;
 
 impl IrqGuard {
     /// Disables preemption and local interrupts, then validates this CPU's registration.
@@ -115,19 +131,38 @@ impl IrqGuard {
     /// # Panics
     ///
     /// If this CPU (hosted: thread) did not register with [`init_percpu_reg`](crate::init_percpu_reg)
-    /// (interrupts are restored before the panic unwinds).
+    /// (interrupts and preemption are restored before the panic unwinds).
     #[inline]
     pub fn new() -> Self {
+        Self::try_new().unwrap_or_else(|| not_registered())
+    }
+
+    /// As [`new`](Self::new), or `None` (with interrupts and preemption restored) if this CPU (hosted:
+    /// thread) did not register.
+    #[inline]
+    pub fn try_new() -> Option<Self> {
         let preempt = NoPreempt::new();
+        // Restores the interrupts if this returns early or unwinds.
         let irqs = IrqsOff::new();
-        let cpu = validate_this_cpu();
+        let cpu = this_cpu().ok()?;
         count_guard(1);
-        Self {
+        // SAFETY: this CPU's registered area (just validated, and the task stays here: interrupts and
+        // preemption are off); with interrupts off nothing else on this CPU touches the two words, and
+        // no other CPU ever does.
+        unsafe {
+            let guards = IRQ_GUARDS.read_current_raw();
+            if guards == 0 {
+                IRQ_SAVED.write_current_raw(irqs.saved());
+            }
+            IRQ_GUARDS.write_current_raw(guards + 1);
+        }
+        // Interrupts stay off until the last `IrqGuard` of this CPU is dropped.
+        irqs.keep_off();
+        Some(Self {
             cpu,
-            _irqs: irqs,
             _preempt: preempt,
             _pinned: PhantomData,
-        }
+        })
     }
 }
 
@@ -140,9 +175,25 @@ impl Default for IrqGuard {
 impl Drop for IrqGuard {
     #[inline]
     fn drop(&mut self) {
-        // Still pinned: the fields (interrupts, then preemption) are restored after this.
+        // Still pinned, interrupts off (this guard is alive): preemption is restored after this.
         count_guard(-1);
+        // SAFETY: as in `try_new`; `IRQ_SAVED` holds the state that the first of the live guards
+        // found, which `local_irq_save` returned on this CPU: restored once, by the last one.
+        unsafe {
+            let guards = IRQ_GUARDS.read_current_raw() - 1;
+            IRQ_GUARDS.write_current_raw(guards);
+            if guards == 0 {
+                crate::arch::local_irq_restore(IRQ_SAVED.read_current_raw());
+            }
+        }
     }
+}
+
+/// The panic of a guard's `new` on a CPU that did not register.
+#[cold]
+fn not_registered() -> ! {
+    validate_this_cpu();
+    unreachable!("percpu: validation failed, then passed")
 }
 
 mod sealed {

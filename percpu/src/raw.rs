@@ -184,3 +184,34 @@ pub unsafe fn xor_current<T: PerCpuInteger>(vma: usize, value: T) {
     // SAFETY: forwarded to the caller.
     unsafe { crate::__percpu_access!(xor, T, vma vma, value) }
 }
+
+/// Local interrupts and preemption disabled while alive, restored as they were when dropped: the
+/// masking of the architecture files (in a hosted x86_64 Linux program: the thread's signals
+/// blocked), for code that cannot use [`IrqGuard`](crate::checked::IrqGuard) because it may run on a
+/// CPU (hosted: thread) that did not register. `!Send`.
+pub struct LocalIrqsOff {
+    // Dropped first: interrupts are restored, then preemption.
+    _irqs: crate::arch::IrqsOff,
+    _preempt: crate::guard::NoPreempt,
+}
+
+impl LocalIrqsOff {
+    /// Disables preemption, then local interrupts.
+    ///
+    /// # Safety
+    ///
+    /// The value restores the state it found, so values of this type and the checked tier's
+    /// [`IrqGuard`](crate::checked::IrqGuard)s must be dropped in the reverse order of their creation
+    /// on their CPU: the caller drops this value before any such guard or value created before it,
+    /// and no `IrqGuard` created while it lives outlives it (else interrupts could come back while a
+    /// guard that relies on them being off is alive). Keeping it a local of one function, and
+    /// creating no `IrqGuard` meanwhile, does it.
+    #[inline]
+    pub unsafe fn new() -> Self {
+        let preempt = crate::guard::NoPreempt::new();
+        Self {
+            _irqs: crate::arch::IrqsOff::new(),
+            _preempt: preempt,
+        }
+    }
+}

@@ -97,7 +97,7 @@ fn token_of(cpu: usize) -> usize {
 }
 
 /// The area this CPU's register designates and has claimed, or why not.
-fn this_cpu() -> Result<usize, &'static str> {
+pub(crate) fn this_cpu() -> Result<usize, &'static str> {
     if cfg!(feature = "sp-naive") {
         return Ok(0);
     }

@@ -11,11 +11,6 @@
 
 use core::sync::atomic::{compiler_fence, AtomicBool, Ordering};
 
-/// A zero-sized per-CPU static: [`pinned`] runs code inside its `with_current`, which disables
-/// preemption (`percpu`'s `preempt` feature) and has nothing to alias.
-#[percpu::def_percpu]
-static PIN: () = ();
-
 /// The flags of this CPU.
 #[percpu::def_percpu]
 static FLAGS: Flags = Flags {
@@ -30,12 +25,13 @@ struct Flags {
     space: AtomicBool,
 }
 
-/// Runs `f` with the current task kept on this CPU: preemption disabled with `percpu`'s `preempt`
-/// feature; without it, the kernel does not migrate a task in the middle of a call (`percpu`'s
-/// contract for `with_current`).
+/// Runs `f` with the current task kept on this CPU (preemption disabled, as by
+/// `percpu::checked::PreemptGuard`), or returns `None` if this CPU (hosted: thread) did not register
+/// its per-CPU area: its per-CPU state is not its own then, and the caller goes to the allocator core.
 #[inline]
-pub(crate) fn pinned<R>(f: impl FnOnce() -> R) -> R {
-    PIN.with_current(|()| f())
+pub(crate) fn pinned<R>(f: impl FnOnce() -> R) -> Option<R> {
+    let _pinned = percpu::checked::PreemptGuard::try_new()?;
+    Some(f())
 }
 
 /// One of this CPU's flags, claimed until dropped. Not `Send`: it belongs to its CPU.
@@ -55,13 +51,14 @@ pub(crate) enum Flag {
 
 impl Claim {
     /// Claims `flag` of this CPU, or returns `None` if code that this call interrupted on this CPU
-    /// (or that encloses it) holds it. The caller must be pinned to this CPU (see [`pinned`]) until
-    /// the claim is dropped, or run where nothing migrates it (an interrupt handler).
+    /// (or that encloses it) holds it. The caller must be pinned to this registered CPU (see
+    /// [`pinned`], or `percpu::registered_cpu` with interrupts and preemption off) until the claim is
+    /// dropped.
     #[inline]
     pub(crate) fn try_new(flag: Flag) -> Option<Self> {
-        // SAFETY: `FLAGS` is an initialized per-CPU static of this CPU's area (every CPU sets its
-        // register before touching per-CPU data, `percpu`'s contract); it is only ever reached
-        // through shared references, its fields being atomics.
+        // SAFETY: `FLAGS` is an initialized per-CPU static of this CPU's own area (the caller checked
+        // that this CPU registered it, and stays on it); it is only ever reached through shared
+        // references, its fields being atomics.
         let flags = unsafe { &*FLAGS.current_ptr() };
         let flag = match flag {
             Flag::Cache => &flags.cache,

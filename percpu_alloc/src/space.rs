@@ -33,7 +33,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use kernel_guard::NoPreemptIrqSave;
+use percpu::raw::LocalIrqsOff;
 use spin::mutex::{SpinMutex, SpinMutexGuard};
 
 use crate::cpu::{Claim, Flag};
@@ -159,12 +159,12 @@ enum Wait {
 }
 
 /// The core, locked: the lock is held with interrupts and preemption disabled
-/// and this CPU's `Space` flag set. Dropping it unlocks; the fields drop in
-/// this order.
+/// and, on a registered CPU, this CPU's `Space` flag set. Dropping it unlocks;
+/// the fields drop in this order.
 struct Locked {
     guard: SpinMutexGuard<'static, Option<Space>>,
-    _flag: Claim,
-    _irq: NoPreemptIrqSave,
+    _flag: Option<Claim>,
+    _irq: LocalIrqsOff,
 }
 
 impl Locked {
@@ -177,9 +177,17 @@ impl Locked {
     /// `wait` is [`Wait::Bounded`] and other CPUs held the lock throughout.
     #[inline]
     fn new_uninit(wait: Wait) -> Result<Self, AllocError> {
-        let irq = NoPreemptIrqSave::new();
+        // SAFETY: a local of this function, moved into the `Locked` it returns, which the allocator
+        // keeps in one function's scope and drops before any earlier guard; no `IrqGuard` is created
+        // while it lives.
+        let irq = unsafe { LocalIrqsOff::new() };
         // With interrupts and preemption off, nothing migrates this code until the claim is dropped.
-        let flag = Claim::try_new(Flag::Space).ok_or(AllocError::WouldBlock)?;
+        // A CPU (hosted: thread) that did not register has no flags of its own, and no interrupt
+        // handler of its own that takes the lock (a kernel registers its CPUs before it allocates).
+        let flag = match percpu::registered_cpu() {
+            Some(_) => Some(Claim::try_new(Flag::Space).ok_or(AllocError::WouldBlock)?),
+            None => None,
+        };
         let guard = match SPACE.try_lock() {
             Some(guard) => guard,
             None => Self::wait(wait)?,

@@ -222,6 +222,18 @@ impl IrqsOff {
             _not_send: core::marker::PhantomData,
         }
     }
+
+    /// The state that `new` saved.
+    #[inline(always)]
+    pub(crate) fn saved(&self) -> usize {
+        self.flags
+    }
+
+    /// Leaves interrupts disabled: the caller takes over restoring [`saved`](Self::saved).
+    #[inline(always)]
+    pub(crate) fn keep_off(self) {
+        core::mem::forget(self);
+    }
 }
 
 impl Drop for IrqsOff {

@@ -49,7 +49,7 @@ fn with_magazines<R>(f: impl FnOnce(&mut Magazines) -> R) -> Option<R> {
 #[inline(always)]
 pub(crate) fn alloc(class: Class, context: Context) -> Result<usize, AllocError> {
     match pinned(|| with_magazines(|magazines| magazines.pop(class))) {
-        Some(Some(offset)) => Ok(offset),
+        Some(Some(Some(offset))) => Ok(offset),
         _ => alloc_slow(class, context),
     }
 }
@@ -58,7 +58,13 @@ pub(crate) fn alloc(class: Class, context: Context) -> Result<usize, AllocError>
 #[cold]
 #[inline(never)]
 fn alloc_slow(class: Class, context: Context) -> Result<usize, AllocError> {
-    match pinned(|| take(class, context))? {
+    let Some(taken) = pinned(|| take(class, context)) else {
+        // A CPU (hosted: thread) that did not register: one object from the core.
+        let mut batch = Batch::new();
+        space::alloc(class.one(), context, &mut batch)?;
+        return Ok(batch.first());
+    };
+    match taken? {
         Taken::Cached(offset) => Ok(offset),
         Taken::Refilled(offset) => {
             // Not pinned any more: the source may be called.
@@ -69,7 +75,10 @@ fn alloc_slow(class: Class, context: Context) -> Result<usize, AllocError> {
             // Task context without room: grow without being pinned, then keep the rest.
             let mut batch = Batch::new();
             space::alloc(class.refill(), Context::Task, &mut batch)?;
-            pinned(|| keep(class, batch.rest()));
+            if pinned(|| keep(class, batch.rest())).is_none() {
+                // SAFETY: fresh reservations of the core, never handed out.
+                unsafe { space::free_all(batch.rest().iter().copied()) };
+            }
             Ok(batch.first())
         }
     }
@@ -140,7 +149,7 @@ fn keep(class: Class, offsets: &[usize]) {
 /// free it.
 #[inline(always)]
 pub(crate) unsafe fn free(class: Class, offset: usize) {
-    if pinned(|| with_magazines(|magazines| magazines.push(class, offset))) != Some(true) {
+    if pinned(|| with_magazines(|magazines| magazines.push(class, offset))) != Some(Some(true)) {
         // SAFETY: forwarded.
         unsafe { free_slow(class, offset) }
     }
@@ -154,7 +163,7 @@ pub(crate) unsafe fn free(class: Class, offset: usize) {
 #[cold]
 #[inline(never)]
 unsafe fn free_slow(class: Class, offset: usize) {
-    pinned(|| {
+    let pinned = pinned(|| {
         let kept = with_magazines(|magazines| {
             if magazines.push(class, offset) {
                 return;
@@ -167,18 +176,19 @@ unsafe fn free_slow(class: Class, offset: usize) {
             let pushed = magazines.push(class, offset);
             debug_assert!(pushed);
         });
-        if kept.is_none() {
-            // This interrupted a change of this CPU's cache.
-            // SAFETY: forwarded from the caller.
-            unsafe { space::free(offset) };
-        }
-    })
+        kept.is_some()
+    });
+    if pinned != Some(true) {
+        // This interrupted a change of this CPU's cache, or this CPU did not register.
+        // SAFETY: forwarded from the caller.
+        unsafe { space::free(offset) };
+    }
 }
 
 /// Gives every free offset of this CPU's cache back to the allocator core, where other CPUs can use
 /// it and chunks can become free, and returns how many bytes of every CPU's unit that was. Allowed in
 /// interrupt context (it never calls the heap or the source); does nothing if it interrupted a change
-/// of this CPU's cache, or before the per-CPU areas exist.
+/// of this CPU's cache, before the per-CPU areas exist, or on a CPU that did not register.
 ///
 /// Call it when this CPU stops allocating for a while (or before it goes offline), or before reading
 /// [`stats`](crate::stats) for figures without the caches. A cache holds at most
@@ -197,8 +207,9 @@ pub fn drain_cache() -> usize {
             }
             bytes
         })
-        .unwrap_or(0)
     })
+    .flatten()
+    .unwrap_or(0)
 }
 
 /// The bytes of every CPU's unit that this CPU's cache holds.
@@ -206,7 +217,9 @@ pub fn cached_bytes() -> usize {
     if percpu::cpu_count() == 0 {
         return 0;
     }
-    pinned(|| with_magazines(|magazines| magazines.held_bytes().1).unwrap_or(0))
+    pinned(|| with_magazines(|magazines| magazines.held_bytes().1))
+        .flatten()
+        .unwrap_or(0)
 }
 
 /// The number of size classes (for the documented bound).

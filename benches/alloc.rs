@@ -3,7 +3,7 @@
 //! area 0), further chunks coming from the global allocator.
 //!
 //! - groups `read_u64`, `write_u64`, `add_u64` (those of `benches/access.rs`, ns per operation,
-//!   `BATCH` per iteration): a `PerCpu<u64>` handle used by reference (`percpu_alloc`), and what users
+//!   `BATCH` per iteration): a `PerCpuCell<u64>` handle used by reference (`percpu_alloc`), and what users
 //!   write without per-CPU allocation, a `Box<[CachePadded<AtomicU64>]>` indexed by a CPU id held in a
 //!   variable, with relaxed loads and stores (`cache_padded_box`);
 //! - groups `count_1_thread`, `count_2_threads` (ns per increment and thread, `INCREMENTS` per thread
@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
 use criterion::{Criterion, SamplingMode, Throughput};
-use percpu_alloc::{GlobalAllocSource, PerCpu, PerCpuCounter};
+use percpu_alloc::{GlobalAllocSource, PerCpu, PerCpuCell, PerCpuCounter};
 use shared::{access_group, batched, CPUS};
 
 /// What users write without per-CPU allocation: one slot per CPU, each on its own cache line(s).
@@ -84,7 +84,7 @@ fn become_cpu0() {
     percpu::init_percpu_reg(0);
     percpu_alloc::init(&GlobalAllocSource).expect("percpu_alloc::init");
     // The handle's accesses must reach this thread's copy in area 0.
-    let handle = PerCpu::new_with(|cpu| cpu as u64).expect("alloc");
+    let handle = PerCpuCell::new_with(|cpu| cpu as u64).expect("alloc");
     assert_eq!(handle.read_current(), 0);
     // SAFETY: CPU 0 is initialized, and this thread is CPU 0.
     let copy = unsafe { handle.current_ptr() } as usize;
@@ -92,10 +92,10 @@ fn become_cpu0() {
     assert!(SP_NAIVE || (base as usize..base as usize + layout.size() / CPUS).contains(&copy));
 }
 
-/// `read_u64`, `write_u64`, `add_u64`: a `PerCpu<u64>` used by reference, and this CPU's slot of a
+/// `read_u64`, `write_u64`, `add_u64`: a `PerCpuCell<u64>` used by reference, and this CPU's slot of a
 /// `Box<[CachePadded<AtomicU64>]>`.
 fn access(c: &mut Criterion) {
-    let handle = PerCpu::<u64>::new_with(|_| 0).expect("alloc");
+    let handle = PerCpuCell::<u64>::new(0).expect("alloc");
     let handle = &handle;
     let slots: Box<[CachePadded<AtomicU64>]> =
         (0..CPUS).map(|_| CachePadded(AtomicU64::new(0))).collect();

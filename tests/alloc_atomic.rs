@@ -45,7 +45,9 @@ fn atomic_allocation_uses_only_the_chunks_obtained() {
     let small: Vec<_> = (0..100)
         .map(|i| PerCpu::new_with_atomic(|cpu| (i, cpu)).unwrap())
         .collect();
-    assert_eq!(alloc_percpu_atomic::<u32>().unwrap().read_current(), 0);
+    let guard = percpu::checked::PreemptGuard::new();
+    assert_eq!(*alloc_percpu_atomic::<u32>().unwrap().get(&guard), 0);
+    drop(guard);
     assert_eq!(SOURCE.calls.load(Ordering::Relaxed), calls);
 
     // Task context refills: two spare chunks serve two more at least.

@@ -78,7 +78,7 @@ fn objects_freed_on_other_cpus_go_to_their_caches() {
             barrier.wait();
             let theirs = std::mem::take(&mut *shelves[(cpu + 1) % CPUS].lock().unwrap());
             for (i, object) in theirs.iter().enumerate() {
-                let copy = object.with_current(|copy| *copy);
+                let copy = *object.get(&percpu::checked::PreemptGuard::new());
                 assert_eq!(copy, (round * 10_000 + i as u32, cpu as u32));
             }
             drop(theirs);

@@ -6,12 +6,14 @@ mod common;
 #[path = "common/alloc.rs"]
 mod common_alloc;
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::{on_each_cpu, CPUS};
 use common_alloc::{setup, CountingSource};
-use percpu_alloc::{alloc_percpu, AllocError, PerCpu, PerCpuCounter};
+use percpu::checked::{IrqGuard, PreemptGuard};
+use percpu_alloc::{alloc_percpu, AllocError, PerCpu, PerCpuCell, PerCpuCounter};
 
 static SOURCE: CountingSource = CountingSource::new();
 
@@ -19,11 +21,13 @@ static SOURCE: CountingSource = CountingSource::new();
 fn concurrent_alloc_write_cross_check_and_free() {
     const PER_CPU: usize = 300;
     let _setup = setup(&SOURCE);
-    let handles: Mutex<Vec<(usize, Arc<PerCpu<u64>>)>> = Mutex::new(Vec::new());
+    let handles: Mutex<Vec<(usize, Arc<PerCpuCell<u64>>)>> = Mutex::new(Vec::new());
     on_each_cpu(|cpu, barrier| {
         // Every CPU allocates at the same time; each handle starts as `owner * 1_000_000 + copy's cpu`.
         let mine: Vec<_> = (0..PER_CPU)
-            .map(|_| Arc::new(PerCpu::new_with(|copy| (cpu * 1_000_000 + copy) as u64).unwrap()))
+            .map(|_| {
+                Arc::new(PerCpuCell::new_with(|copy| (cpu * 1_000_000 + copy) as u64).unwrap())
+            })
             .collect();
         handles
             .lock()
@@ -58,8 +62,9 @@ fn concurrent_alloc_write_cross_check_and_free() {
         let again: Vec<_> = (0..PER_CPU)
             .map(|_| alloc_percpu::<[u32; 10]>().unwrap())
             .collect();
+        let guard = PreemptGuard::new();
         for handle in &again {
-            handle.with_current(|value| assert_eq!(*value, [0; 10]));
+            assert_eq!(*handle.get(&guard), [0; 10]);
         }
     });
     assert!(handles.lock().unwrap().is_empty());
@@ -88,7 +93,7 @@ fn drop_runs_on_every_cpus_copy() {
         _payload: [cpu as u8; 24],
     })
     .unwrap();
-    on_each_cpu(|cpu, _| handle.with_current(|value| assert_eq!(value.cpu, cpu)));
+    on_each_cpu(|cpu, _| assert_eq!(handle.get(&IrqGuard::new()).cpu, cpu));
     drop(handle);
     for cpu in 0..CPUS {
         assert_eq!(
@@ -122,12 +127,34 @@ fn counters_sum_exactly() {
 }
 
 #[test]
-fn remote_references_and_iteration_see_every_copy() {
+fn references_through_guards_remote_references_and_exclusive_access() {
     let _setup = setup(&SOURCE);
-    let mut names = PerCpu::new_with(|cpu| format!("cpu{cpu}")).unwrap();
-    on_each_cpu(|cpu, _| names.with_current(|name| name.push_str(&format!("-{cpu}"))));
-    assert_eq!(names.remote_ref(2), "cpu2-2");
-    let all: Vec<_> = names.iter().cloned().collect();
+    // Each CPU changes its own copy through a guard: a `RefCell` (not `Sync`) under an `IrqGuard`, an
+    // atomic (`Sync`) under a `PreemptGuard`, which other CPUs may then read through `remote`.
+    let mut names = PerCpu::new_with(|cpu| RefCell::new(format!("cpu{cpu}"))).unwrap();
+    let hits = PerCpu::new_with(AtomicUsize::new).unwrap();
+    on_each_cpu(|cpu, barrier| {
+        let irq = IrqGuard::new();
+        names.get(&irq).borrow_mut().push_str(&format!("-{cpu}"));
+        drop(irq);
+        hits.get(&PreemptGuard::new())
+            .fetch_add(10, Ordering::Relaxed);
+        barrier.wait();
+        let others = (0..CPUS).map(|other| hits.remote(other).load(Ordering::Relaxed));
+        assert_eq!(others.sum::<usize>(), (0..CPUS).map(|c| c + 10).sum());
+    });
+    assert_eq!(
+        hits.iter()
+            .map(|h| h.load(Ordering::Relaxed))
+            .collect::<Vec<_>>(),
+        [10, 11, 12, 13]
+    );
+    // Exclusive access through `&mut` reaches every copy, `Sync` or not.
+    assert_eq!(names.get_mut(2).get_mut(), "cpu2-2");
+    let all: Vec<_> = names
+        .iter_mut()
+        .map(|name| name.get_mut().clone())
+        .collect();
     assert_eq!(
         all,
         (0..CPUS)
@@ -137,11 +164,19 @@ fn remote_references_and_iteration_see_every_copy() {
 }
 
 #[test]
+#[should_panic(expected = "CPU id 9 is out of range: 4 per-CPU areas are initialized")]
+fn remote_past_the_cpus_panics() {
+    let _setup = setup(&SOURCE);
+    let handle = alloc_percpu::<u8>().unwrap();
+    handle.remote(9);
+}
+
+#[test]
 #[should_panic(expected = "CPU id 9 is out of range: 4 CPUs")]
-fn remote_ref_past_the_cpus_panics() {
+fn get_mut_past_the_cpus_panics() {
     let _setup = setup(&SOURCE);
     let mut handle = alloc_percpu::<u8>().unwrap();
-    handle.remote_ref(9);
+    handle.get_mut(9);
 }
 
 #[test]
@@ -159,7 +194,8 @@ fn chunks_grow_and_are_released() {
     );
     on_each_cpu(|cpu, _| {
         for handle in &handles {
-            handle.with_current(|bytes| bytes.fill(cpu as u8));
+            // SAFETY: this thread is CPU `cpu`; nothing else references its copy meanwhile.
+            unsafe { handle.with_current(|bytes| bytes.fill(cpu as u8)) };
         }
     });
     for handle in &handles {
@@ -200,7 +236,8 @@ fn bad_sizes_and_alignments_are_errors_and_zero_sized_types_are_free() {
     let unit = alloc_percpu::<()>().unwrap();
     let other_unit = alloc_percpu::<()>().unwrap();
     // Zero-sized copies share their address, but nesting them aliases no byte: no debug-check panic.
-    on_each_cpu(|_, _| unit.with_current(|()| other_unit.with_current(|()| ())));
+    // SAFETY: no other reference to either copy meanwhile (and they have no bytes).
+    on_each_cpu(|_, _| unsafe { unit.with_current(|()| other_unit.with_current(|()| ())) });
     assert_eq!(percpu_alloc::stats().unwrap(), before);
     assert_eq!(
         AllocError::TooLarge.to_string(),

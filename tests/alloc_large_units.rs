@@ -46,18 +46,22 @@ fn a_256_kib_reserve_serves_256_kib_objects() {
             scope.spawn(move || {
                 percpu::init_percpu_reg(cpu);
                 for (i, block) in blocks.iter().enumerate() {
-                    block.with_current(|block| {
-                        for (w, word) in block.0.iter().enumerate() {
-                            assert_eq!(*word, (i as u64) << 48 | (cpu as u64) << 32 | w as u64);
-                        }
-                        block.0.fill(!(cpu as u64));
-                    });
+                    // SAFETY: this thread is CPU `cpu`, and nothing else references its copies
+                    // while the threads run.
+                    unsafe {
+                        block.with_current(|block| {
+                            for (w, word) in block.0.iter().enumerate() {
+                                assert_eq!(*word, (i as u64) << 48 | (cpu as u64) << 32 | w as u64);
+                            }
+                            block.0.fill(!(cpu as u64));
+                        })
+                    };
                 }
                 percpu::release_percpu_reg();
             });
         }
     });
-    for block in &mut blocks {
+    for block in &blocks {
         for (cpu, copy) in block.iter().enumerate() {
             assert!(copy.0.iter().all(|&word| word == !(cpu as u64)));
         }

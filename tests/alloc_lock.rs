@@ -88,7 +88,8 @@ impl ReentrantSource {
         probe();
         self.calls.fetch_add(1, Ordering::Relaxed);
         if REENTER.load(Ordering::Relaxed) && !IN_SOURCE.with(|busy| busy.replace(true)) {
-            let small = PerCpu::new_with(|cpu| cpu as u64).expect("a small object");
+            let small =
+                percpu_alloc::PerCpuCell::new_with(|cpu| cpu as u64).expect("a small object");
             let large = PerCpu::new_with(|cpu| [cpu as u8; 300]).expect("a large object");
             assert_eq!(small.read_current(), 0);
             drop((small, large));

@@ -192,7 +192,7 @@ fn zero_sized_types_are_aligned_up_to_the_page() {
         // SAFETY: this thread's register is set; the pointer is only inspected.
         let mine = unsafe { page.current_ptr() };
         assert_eq!(mine as usize % 4096, 0);
-        page.with_current(|PageAligned| ());
+        let PageAligned = page.get(&percpu::checked::IrqGuard::new());
     });
     assert_eq!(
         PerCpu::new_with(|_| TwoPages).unwrap_err(),

@@ -5,7 +5,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use percpu_alloc::{alloc_percpu, GlobalAllocSource, PerCpu, PerCpuCounter};
+use percpu::checked::IrqGuard;
+use percpu_alloc::{alloc_percpu, GlobalAllocSource, PerCpu, PerCpuCell, PerCpuCounter};
 
 /// CPUs the areas are initialized for: the possible CPUs.
 const POSSIBLE: usize = 4;
@@ -33,23 +34,26 @@ fn a_cpu_that_comes_online_later_finds_its_copies_initialized() {
     percpu::init_percpu_reg(0);
     percpu_alloc::init(&GlobalAllocSource).unwrap();
 
-    let zeroed = alloc_percpu::<[u64; 3]>().unwrap();
+    let mut zeroed = alloc_percpu::<[u64; 3]>().unwrap();
     let named = PerCpu::new_with(|cpu| Named(format!("cpu {cpu}"))).unwrap();
-    let atomic = PerCpu::new_with_atomic(|cpu| cpu as u32 * 7).unwrap();
+    let atomic = PerCpuCell::new_with_atomic(|cpu| cpu as u32 * 7).unwrap();
     let large = PerCpu::new_with(|cpu| [cpu as u8; 1000]).unwrap();
     let counter = PerCpuCounter::new().unwrap();
-    zeroed.with_current(|words| words[1] = 42);
+    zeroed.get_mut(0)[1] = 42;
     counter.add(5);
 
     // CPU 3 comes online: its copies were built when the objects were allocated.
     std::thread::scope(|scope| {
         scope.spawn(|| {
             percpu::init_percpu_reg(3);
-            zeroed.with_current(|words| assert_eq!(*words, [0; 3]));
-            named.with_current(|name| assert_eq!(name.0, "cpu 3"));
+            let guard = IrqGuard::new();
+            assert_eq!(*zeroed.get(&guard), [0; 3]);
+            assert_eq!(named.get(&guard).0, "cpu 3");
             assert_eq!(atomic.read_current(), 21);
-            large.with_current(|bytes| assert!(bytes.iter().all(|&b| b == 3)));
+            assert!(large.get(&guard).iter().all(|&b| b == 3));
+            drop(guard);
             counter.add(2);
+            percpu::release_percpu_reg();
         });
     });
     assert_eq!(counter.per_cpu(3), 2);

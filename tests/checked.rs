@@ -203,7 +203,7 @@ fn run_time_objects_are_not_reached_from_an_unregistered_thread() {
     let _cpu_zero = common::as_cpu_zero();
     static SETUP: std::sync::Once = std::sync::Once::new();
     SETUP.call_once(|| percpu_alloc::init(&percpu_alloc::GlobalAllocSource).unwrap());
-    let object = Arc::new(percpu_alloc::PerCpu::new_with(|cpu| cpu as u64).unwrap());
+    let object = Arc::new(percpu_alloc::PerCpuCell::new_with(|cpu| cpu as u64).unwrap());
     if cfg!(debug_assertions) {
         // Before the fix this wrote through `GS` = 0 plus the object's VMA: outside every area.
         let shared = Arc::clone(&object);

@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 
 use common::{cpus, on_each_cpu, CPUS};
 use percpu::def_percpu;
-use percpu_alloc::PerCpu;
+use percpu_alloc::PerCpuCell;
 
 /// Signals handled, over all CPUs (reset by [`under_signals`]).
 static HANDLED: AtomicU64 = AtomicU64::new(0);
@@ -178,8 +178,8 @@ per_cpu_free_list!(CPUS, 8);
 
 /// Run-time allocated counterparts: a `fetch_add` target and a token slot.
 struct Handles {
-    fetched: PerCpu<u64>,
-    slot: PerCpu<u32>,
+    fetched: PerCpuCell<u64>,
+    slot: PerCpuCell<u32>,
 }
 
 /// The handles, allocated before the signals start.
@@ -308,8 +308,8 @@ fn every_operation_is_exact_under_interrupts() {
         percpu_alloc::init(&percpu_alloc::GlobalAllocSource).expect("percpu_alloc");
     }
     let handles = HANDLES.get_or_init(|| Handles {
-        fetched: PerCpu::new_with(|_| 0).unwrap(),
-        slot: PerCpu::new_with(|cpu| 3 * cpu as u32 + 1).unwrap(),
+        fetched: PerCpuCell::new(0).unwrap(),
+        slot: PerCpuCell::new_with(|cpu| 3 * cpu as u32 + 1).unwrap(),
     });
     let results: Mutex<Vec<(usize, ThreadResult)>> = Mutex::new(Vec::new());
     let setup = |cpu: usize| {
@@ -348,7 +348,7 @@ fn every_operation_is_exact_under_interrupts() {
         );
         // SAFETY: the threads are done.
         let fetched = unsafe { *HANDLES.get().unwrap().fetched.remote_ptr(cpu) };
-        assert_eq!(fetched, expected, "PerCpu fetch_add, cpu {cpu}");
+        assert_eq!(fetched, expected, "PerCpuCell fetch_add, cpu {cpu}");
 
         let tokens = |a: u64, b: u64, c: u64| {
             let mut tokens = [a, b, c];
@@ -383,7 +383,7 @@ fn every_operation_is_exact_under_interrupts() {
                 result.handle_token.into()
             ),
             [base, base + 1, base + 2],
-            "PerCpu xchg, cpu {cpu}"
+            "PerCpuCell xchg, cpu {cpu}"
         );
 
         assert_eq!(

@@ -1,5 +1,5 @@
 //! The guard-less read-modify-write operations in hosted mode, on one thread acting as CPU 0: every
-//! integer type and `bool`, statics and `PerCpu` handles.
+//! integer type and `bool`, statics and `PerCpuCell` handles.
 
 mod common;
 #[path = "ops_common/mod.rs"]

@@ -71,10 +71,10 @@ fn only_cpu_zero_exists() {
 
 #[test]
 fn run_time_allocation_works_on_one_cpu() {
-    use percpu_alloc::{alloc_percpu, PerCpu, PerCpuCounter};
+    use percpu_alloc::{PerCpu, PerCpuCell, PerCpuCounter};
     let _cpu = the_cpu();
     alloc_ready();
-    let value = alloc_percpu::<u32>().unwrap();
+    let value = PerCpuCell::<u32>::new(0).unwrap();
     value.write_current(40);
     value.add_current(3);
     value.sub_current(1);
@@ -84,8 +84,11 @@ fn run_time_allocation_works_on_one_cpu() {
     counter.dec();
     assert_eq!(counter.sum(), 4);
     let mut names = PerCpu::new_with(|cpu| format!("cpu{cpu}")).unwrap();
-    names.with_current(|name| name.push('!'));
+    names.get_mut(0).push('!');
     assert_eq!(names.iter().collect::<Vec<_>>(), ["cpu0!"]);
+    let irq = percpu::checked::IrqGuard::new();
+    assert_eq!(names.get(&irq), "cpu0!");
+    drop(irq);
     // SAFETY: CPU 0 is the only CPU.
     assert_eq!(unsafe { value.remote_ptr(0) }, unsafe {
         value.current_ptr()

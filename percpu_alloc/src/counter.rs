@@ -2,12 +2,12 @@
 
 use core::sync::atomic::{AtomicI64, Ordering};
 
-use crate::{AllocError, PerCpu};
+use crate::{AllocError, PerCpuCell};
 
 /// A counter split across CPUs: [`add`](Self::add) changes this CPU's part with one guard-less
 /// read-modify-write (one instruction on x86_64); [`sum`](Self::sum) adds up every CPU's part.
 pub struct PerCpuCounter {
-    parts: PerCpu<i64>,
+    parts: PerCpuCell<i64>,
 }
 
 impl PerCpuCounter {
@@ -18,7 +18,7 @@ impl PerCpuCounter {
     /// See [`AllocError`].
     pub fn new() -> Result<Self, AllocError> {
         Ok(Self {
-            parts: PerCpu::new_with(|_| 0)?,
+            parts: PerCpuCell::new(0)?,
         })
     }
 

@@ -1,29 +1,43 @@
-//! `PerCpu<T>`: a run-time allocated per-CPU object, one copy per CPU, reached through the per-CPU
-//! register exactly like a `#[def_percpu]` static.
+//! Run-time allocated per-CPU data, one copy per CPU, reached through the per-CPU register exactly like
+//! a `#[def_percpu]` static, in the two kinds of `percpu`'s checked tier:
+//!
+//! - [`PerCpu<T>`]: reference-like. This CPU's copy is lent as `&T` through a guard of
+//!   `percpu::checked` (mutation through interior mutability), another CPU's as `&T` for `T: Sync`,
+//!   every copy as `&mut T` through `&mut PerCpu<T>` (the handle is then exclusive).
+//! - [`PerCpuCell<T>`]: cell-like, for integers and `bool`. Its operations (`read_current`,
+//!   `add_current`, `cmpxchg_current`, ...) never lend a reference, need no guard, and other CPUs read
+//!   its copies with atomic loads.
+//!
+//! The two never meet on one handle: an operation that changes a copy in place must not run while a
+//! shared reference to it lives, so a handle either lends references or operates, never both.
 
 use core::alloc::Layout;
 use core::fmt;
 use core::marker::PhantomData;
 
+use percpu::checked::GuardFor;
 use percpu::{check_not_lent, raw, AccessGuard, PerCpuInteger, PerCpuPrimitive};
 
 use crate::space::Context;
 use crate::{object, AllocError};
 
-/// One `T` per CPU, allocated at run time. The handle stores only the VMA of the copies (see the
-/// `percpu` crate's address model): `register + VMA` is this CPU's copy.
+/// One `T` per CPU, allocated at run time: reference-like (see the crate documentation and
+/// `percpu::checked`). The handle stores only the VMA of the copies (see the `percpu` crate's address
+/// model): `register + VMA` is this CPU's copy.
 ///
 /// `PerCpu<T>` is `Send` and `Sync` when `T` is `Send`: each CPU's copy is used by the tasks that run on
-/// that CPU, one after the other, like a value moved between threads; dropping the handle drops every
-/// copy on the dropping CPU.
+/// that CPU, one after the other, like a value moved between threads; shared references to another
+/// CPU's copy need `T: Sync` ([`remote`](Self::remote)); dropping the handle drops every copy on the
+/// dropping CPU.
 pub struct PerCpu<T> {
     vma: usize,
     /// Owns `cpu_count` values of `T`.
     _copies: PhantomData<T>,
 }
 
-// SAFETY: see the type documentation: copies are only reached as `&mut` by the CPU that owns them
-// (`with_current`) or through `&mut self`, so sharing the handle needs `T: Send`, never `T: Sync`.
+// SAFETY: see the type documentation: a CPU's copy is reached as `&T` by the tasks of that CPU (under a
+// guard, `T: Send`; without interrupts masked `T: Sync` too), as `&T` by other CPUs only for
+// `T: Sync`, and as `&mut T` only through `&mut self`; so sharing the handle needs `T: Send`.
 unsafe impl<T: Send> Send for PerCpu<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for PerCpu<T> {}
@@ -129,151 +143,89 @@ impl<T> PerCpu<T> {
         unsafe { raw::current_ptr(self.vma) }
     }
 
-    /// Runs `f` on this CPU's copy, with preemption disabled (`percpu`'s `preempt` feature).
-    ///
-    /// # Panics
-    ///
-    /// In debug builds, when a `with_current` on the same handle is already running on this CPU.
-    #[inline]
-    pub fn with_current<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        // SAFETY: the handle's VMA designates a `T` in every area.
-        unsafe { raw::with_current(self.vma, f) }
-    }
-
     /// A pointer to CPU `cpu_id`'s copy.
     ///
     /// # Safety
     ///
     /// `cpu_id` must be below `percpu::cpu_count()` (checked by `debug_assert!`); using the pointer
-    /// requires ruling out data races with that CPU.
+    /// requires ruling out data races with that CPU and aliasing with the references the handle lends.
     #[inline]
     pub unsafe fn remote_ptr(&self, cpu_id: usize) -> *mut T {
         // SAFETY: forwarded to the caller.
         unsafe { raw::remote_ptr(cpu_id, self.vma) }
     }
 
-    /// CPU `cpu_id`'s copy. Takes `&mut self` because any CPU may be inside
-    /// [`with_current`](Self::with_current) on its copy while the handle is shared.
+    /// This CPU's copy, shared, for as long as `guard` pins the task to this CPU (checked tier: any
+    /// `T: Send` through a `percpu::checked::IrqGuard`, `T: Send + Sync` through a `PreemptGuard`;
+    /// mutation through interior mutability).
+    #[inline]
+    pub fn get<'a, G: GuardFor<T>>(&'a self, guard: &'a G) -> &'a T {
+        // SAFETY: the handle's VMA designates a `T` in every area, alive while `self` is borrowed;
+        // `&mut` copies exist only through `&mut self`, excluded by the borrow.
+        unsafe { percpu::__priv::get(self.vma, guard) }
+    }
+
+    /// CPU `cpu_id`'s copy, shared (`T: Sync`: other CPUs may hold shared references to it at the
+    /// same time).
     ///
     /// # Panics
     ///
     /// If `cpu_id` is not below `percpu::cpu_count()`.
-    pub fn remote_ref(&mut self, cpu_id: usize) -> &T
+    #[inline]
+    pub fn remote(&self, cpu_id: usize) -> &T
     where
         T: Sync,
     {
+        // SAFETY: as in `get`.
+        unsafe { percpu::__priv::remote(self.vma, cpu_id) }
+    }
+
+    /// Every CPU's copy, shared, in CPU order (`T: Sync`, as [`remote`](Self::remote)).
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &T> + '_
+    where
+        T: Sync,
+    {
+        (0..cpu_count()).map(move |cpu| self.remote(cpu))
+    }
+
+    /// CPU `cpu_id`'s copy, exclusive: `&mut self` excludes every other reference to any copy.
+    ///
+    /// # Panics
+    ///
+    /// If `cpu_id` is not below `percpu::cpu_count()`.
+    pub fn get_mut(&mut self, cpu_id: usize) -> &mut T {
         let count = cpu_count();
         assert!(
             cpu_id < count,
             "percpu_alloc: CPU id {cpu_id} is out of range: {count} CPUs"
         );
-        // SAFETY: in range; `&mut self` excludes every `&mut` to a copy for the reference's lifetime.
-        unsafe { &*self.remote_ptr(cpu_id) }
+        // SAFETY: in range; `&mut self` excludes every other reference to the copies for the
+        // reference's lifetime.
+        unsafe { &mut *self.remote_ptr(cpu_id) }
     }
 
-    /// Every CPU's copy, in CPU order; `&mut self` for the reason given at
-    /// [`remote_ref`](Self::remote_ref).
-    pub fn iter(&mut self) -> impl ExactSizeIterator<Item = &T> + '_
-    where
-        T: Sync,
-    {
+    /// Every CPU's copy, exclusive, in CPU order (as [`get_mut`](Self::get_mut)).
+    pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = &mut T> + '_ {
         let vma = self.vma;
-        // SAFETY: every CPU below `cpu_count()` is initialized; `&mut self` excludes `&mut` copies.
-        (0..cpu_count()).map(move |cpu| unsafe { &*raw::remote_ptr::<T>(cpu, vma) })
-    }
-}
-
-impl<T: PerCpuPrimitive> PerCpu<T> {
-    /// Reads this CPU's copy (one instruction on x86_64, the VMA in a register).
-    #[inline]
-    pub fn read_current(&self) -> T {
-        check_not_lent(self.vma);
-        let _guard = AccessGuard::new();
-        // SAFETY: the VMA designates a `T`; the guard keeps this task on this CPU.
-        unsafe { raw::read_current(self.vma) }
+        // SAFETY: every CPU below `cpu_count()` is initialized; the copies are distinct, and
+        // `&mut self` excludes every other reference to them for the iterator's lifetime.
+        (0..cpu_count()).map(move |cpu| unsafe { &mut *raw::remote_ptr::<T>(cpu, vma) })
     }
 
-    /// Writes this CPU's copy (one instruction on x86_64).
+    /// Runs `f` on this CPU's copy as `&mut T`, with preemption disabled (`percpu`'s `preempt`
+    /// feature): the raw tier, for code that proves the exclusion itself.
+    ///
+    /// # Safety
+    ///
+    /// No other reference to this CPU's copy may exist while `f` runs: no `with_current` on this
+    /// handle nested in `f` or running in an interrupt handler that interrupted it (debug builds panic
+    /// for these two), no reference from [`get`](Self::get) on this CPU, no [`remote`](Self::remote)
+    /// or [`iter`](Self::iter) reference on another CPU. This CPU must have registered its per-CPU
+    /// area.
     #[inline]
-    pub fn write_current(&self, value: T) {
-        check_not_lent(self.vma);
-        let _guard = AccessGuard::new();
-        // SAFETY: as in `read_current`; no reference to the copy is live (a `with_current` lending it
-        // out is detected in debug builds and excluded by the documented contract in release builds).
-        unsafe { raw::write_current(self.vma, value) }
-    }
-
-    /// Replaces this CPU's copy by `value` and returns the value it replaced, without any guard; see
-    /// `percpu`'s per-architecture guarantee.
-    #[inline]
-    pub fn xchg_current(&self, value: T) -> T {
-        check_not_lent(self.vma);
-        // SAFETY: the VMA designates a `T`; the operation is interrupt- and migration-safe; no
-        // reference to the copy is live (as in `write_current`).
-        unsafe { raw::xchg_current(self.vma, value) }
-    }
-
-    /// Replaces this CPU's copy by `new` if it holds `current`, as
-    /// [`xchg_current`](Self::xchg_current): `Ok(previous)` if it did, `Err(actual)` if not.
-    #[inline]
-    pub fn cmpxchg_current(&self, current: T, new: T) -> Result<T, T> {
-        check_not_lent(self.vma);
-        // SAFETY: as in `xchg_current`.
-        unsafe { raw::cmpxchg_current(self.vma, current, new) }
-    }
-}
-
-impl<T: PerCpuInteger> PerCpu<T> {
-    /// Adds `value` (wrapping) to this CPU's copy without any guard; see `percpu`'s per-architecture
-    /// guarantee (one instruction on x86_64).
-    #[inline]
-    pub fn add_current(&self, value: T) {
-        check_not_lent(self.vma);
-        // SAFETY: the VMA designates a `T`; the operation is interrupt- and migration-safe; no
-        // reference to the copy is live (as in `write_current`).
-        unsafe { raw::add_current(self.vma, value) }
-    }
-
-    /// Subtracts `value` (wrapping) from this CPU's copy, as [`add_current`](Self::add_current).
-    #[inline]
-    pub fn sub_current(&self, value: T) {
-        check_not_lent(self.vma);
-        // SAFETY: as in `add_current`.
-        unsafe { raw::sub_current(self.vma, value) }
-    }
-
-    /// Adds `value` (wrapping) to this CPU's copy and returns the value it replaced, as
-    /// [`add_current`](Self::add_current).
-    #[inline]
-    pub fn fetch_add_current(&self, value: T) -> T {
-        check_not_lent(self.vma);
-        // SAFETY: as in `add_current`.
-        unsafe { raw::fetch_add_current(self.vma, value) }
-    }
-
-    /// Replaces this CPU's copy by its bitwise and with `value`, as [`add_current`](Self::add_current).
-    #[inline]
-    pub fn and_current(&self, value: T) {
-        check_not_lent(self.vma);
-        // SAFETY: as in `add_current`.
-        unsafe { raw::and_current(self.vma, value) }
-    }
-
-    /// Replaces this CPU's copy by its bitwise or with `value`, as [`add_current`](Self::add_current).
-    #[inline]
-    pub fn or_current(&self, value: T) {
-        check_not_lent(self.vma);
-        // SAFETY: as in `add_current`.
-        unsafe { raw::or_current(self.vma, value) }
-    }
-
-    /// Replaces this CPU's copy by its bitwise exclusive or with `value`, as
-    /// [`add_current`](Self::add_current).
-    #[inline]
-    pub fn xor_current(&self, value: T) {
-        check_not_lent(self.vma);
-        // SAFETY: as in `add_current`.
-        unsafe { raw::xor_current(self.vma, value) }
+    pub unsafe fn with_current<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: the handle's VMA designates a `T` in every area; the rest is the caller's.
+        unsafe { raw::with_current(self.vma, f) }
     }
 }
 
@@ -295,6 +247,193 @@ impl<T> Drop for PerCpu<T> {
 impl<T> fmt::Debug for PerCpu<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PerCpu")
+            .field("offset", &self.offset())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One `T` per CPU for integers and `bool`, allocated at run time: cell-like (see the
+/// crate documentation). Its operations (`read_current`, `write_current`, `add_current`,
+/// `fetch_add_current`, `xchg_current`, `cmpxchg_current`, ...) act on this CPU's copy without any
+/// guard and never lend a reference; [`remote_read`](Self::remote_read) reads another CPU's copy with
+/// an atomic load. The per-architecture guarantees of the operations are `percpu`'s (one instruction
+/// on x86_64).
+pub struct PerCpuCell<T: PerCpuPrimitive> {
+    copies: PerCpu<T>,
+}
+
+impl<T: PerCpuPrimitive> PerCpuCell<T> {
+    /// `value` on every CPU (task context, as [`PerCpu::new_with`]).
+    ///
+    /// # Errors
+    ///
+    /// See [`AllocError`].
+    pub fn new(value: T) -> Result<Self, AllocError> {
+        Self::new_with(|_| value)
+    }
+
+    /// CPU `cpu`'s copy initialized to `init(cpu)` (task context, as [`PerCpu::new_with`]).
+    ///
+    /// # Errors
+    ///
+    /// See [`AllocError`].
+    pub fn new_with(init: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
+        Ok(Self {
+            copies: PerCpu::new_with(init)?,
+        })
+    }
+
+    /// As [`new_with`](Self::new_with), in atomic context (as [`PerCpu::new_with_atomic`]).
+    ///
+    /// # Errors
+    ///
+    /// See [`AllocError`].
+    pub fn new_with_atomic(init: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
+        Ok(Self {
+            copies: PerCpu::new_with_atomic(init)?,
+        })
+    }
+
+    /// The offset of the copies inside each per-CPU area.
+    pub fn offset(&self) -> usize {
+        self.copies.offset()
+    }
+
+    /// The VMA of the copies: what the per-CPU register is added to (see `percpu::raw`).
+    pub fn vma(&self) -> usize {
+        self.copies.vma()
+    }
+
+    /// A pointer to this CPU's copy.
+    ///
+    /// # Safety
+    ///
+    /// As [`PerCpu::current_ptr`]; the operations of other code change the copy in place: access it
+    /// atomically.
+    #[inline]
+    pub unsafe fn current_ptr(&self) -> *mut T {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.copies.current_ptr() }
+    }
+
+    /// A pointer to CPU `cpu_id`'s copy.
+    ///
+    /// # Safety
+    ///
+    /// As [`PerCpu::remote_ptr`]; access the copy atomically (its CPU changes it in place).
+    #[inline]
+    pub unsafe fn remote_ptr(&self, cpu_id: usize) -> *mut T {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.copies.remote_ptr(cpu_id) }
+    }
+
+    /// Reads CPU `cpu_id`'s copy with an atomic load of its width, which races with nothing: its CPU
+    /// changes it with single-copy-atomic operations (on arm, 64-bit values with `ldrexd`/`strexd`).
+    ///
+    /// # Panics
+    ///
+    /// If `cpu_id` is not below `percpu::cpu_count()`.
+    #[inline]
+    pub fn remote_read(&self, cpu_id: usize) -> T {
+        // SAFETY: the VMA designates a `T` in every area, which no reference is ever lent to.
+        unsafe { percpu::__priv::remote_read(self.vma(), cpu_id) }
+    }
+
+    /// Reads this CPU's copy (one instruction on x86_64, the VMA in a register).
+    #[inline]
+    pub fn read_current(&self) -> T {
+        check_not_lent(self.vma());
+        let _guard = AccessGuard::new();
+        // SAFETY: the VMA designates a `T`; the guard keeps this task on this CPU.
+        unsafe { raw::read_current(self.vma()) }
+    }
+
+    /// Writes this CPU's copy (one instruction on x86_64).
+    #[inline]
+    pub fn write_current(&self, value: T) {
+        check_not_lent(self.vma());
+        let _guard = AccessGuard::new();
+        // SAFETY: as in `read_current`; no reference to the copy is ever lent (a cell).
+        unsafe { raw::write_current(self.vma(), value) }
+    }
+
+    /// Replaces this CPU's copy by `value` and returns the value it replaced, without any guard; see
+    /// `percpu`'s per-architecture guarantee.
+    #[inline]
+    pub fn xchg_current(&self, value: T) -> T {
+        check_not_lent(self.vma());
+        // SAFETY: the VMA designates a `T`; the operation is interrupt- and migration-safe; no
+        // reference to the copy is ever lent (a cell).
+        unsafe { raw::xchg_current(self.vma(), value) }
+    }
+
+    /// Replaces this CPU's copy by `new` if it holds `current`, as
+    /// [`xchg_current`](Self::xchg_current): `Ok(previous)` if it did, `Err(actual)` if not.
+    #[inline]
+    pub fn cmpxchg_current(&self, current: T, new: T) -> Result<T, T> {
+        check_not_lent(self.vma());
+        // SAFETY: as in `xchg_current`.
+        unsafe { raw::cmpxchg_current(self.vma(), current, new) }
+    }
+}
+
+impl<T: PerCpuInteger> PerCpuCell<T> {
+    /// Adds `value` (wrapping) to this CPU's copy without any guard; see `percpu`'s per-architecture
+    /// guarantee (one instruction on x86_64).
+    #[inline]
+    pub fn add_current(&self, value: T) {
+        check_not_lent(self.vma());
+        // SAFETY: the VMA designates a `T`; the operation is interrupt- and migration-safe; no
+        // reference to the copy is ever lent (a cell).
+        unsafe { raw::add_current(self.vma(), value) }
+    }
+
+    /// Subtracts `value` (wrapping) from this CPU's copy, as [`add_current`](Self::add_current).
+    #[inline]
+    pub fn sub_current(&self, value: T) {
+        check_not_lent(self.vma());
+        // SAFETY: as in `add_current`.
+        unsafe { raw::sub_current(self.vma(), value) }
+    }
+
+    /// Adds `value` (wrapping) to this CPU's copy and returns the value it replaced, as
+    /// [`add_current`](Self::add_current).
+    #[inline]
+    pub fn fetch_add_current(&self, value: T) -> T {
+        check_not_lent(self.vma());
+        // SAFETY: as in `add_current`.
+        unsafe { raw::fetch_add_current(self.vma(), value) }
+    }
+
+    /// Replaces this CPU's copy by its bitwise and with `value`, as [`add_current`](Self::add_current).
+    #[inline]
+    pub fn and_current(&self, value: T) {
+        check_not_lent(self.vma());
+        // SAFETY: as in `add_current`.
+        unsafe { raw::and_current(self.vma(), value) }
+    }
+
+    /// Replaces this CPU's copy by its bitwise or with `value`, as [`add_current`](Self::add_current).
+    #[inline]
+    pub fn or_current(&self, value: T) {
+        check_not_lent(self.vma());
+        // SAFETY: as in `add_current`.
+        unsafe { raw::or_current(self.vma(), value) }
+    }
+
+    /// Replaces this CPU's copy by its bitwise exclusive or with `value`, as
+    /// [`add_current`](Self::add_current).
+    #[inline]
+    pub fn xor_current(&self, value: T) {
+        check_not_lent(self.vma());
+        // SAFETY: as in `add_current`.
+        unsafe { raw::xor_current(self.vma(), value) }
+    }
+}
+
+impl<T: PerCpuPrimitive> fmt::Debug for PerCpuCell<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PerCpuCell")
             .field("offset", &self.offset())
             .finish_non_exhaustive()
     }

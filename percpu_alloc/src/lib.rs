@@ -13,8 +13,19 @@
 //! allocated here lives at the same offset in every CPU's unit: in the reserve of the areas (the
 //! *first chunk*) or, when that is full, in a further chunk of `cpu_count × unit` bytes obtained from
 //! a [`ChunkSource`]. A handle stores only that offset (as a VMA, see `percpu::raw`), so this CPU's copy
-//! is `per-CPU register + VMA`, exactly like a static: `PerCpu<u64>::add_current` is one instruction on
-//! x86_64.
+//! is `per-CPU register + VMA`, exactly like a static: `PerCpuCell<u64>::add_current` is one
+//! instruction on x86_64.
+//!
+//! # Two kinds of handles, as in `percpu`'s checked tier
+//!
+//! | handle | for | this CPU's copy | another CPU's copy | every copy, exclusively |
+//! |---|---|---|---|---|
+//! | [`PerCpu<T>`] (reference-like) | any `T: Send` | `get(&guard)`: `&T` through a guard of `percpu::checked` (`IrqGuard`: any `T: Send`; `PreemptGuard`: `T: Sync` too); mutation through `Cell`, `RefCell`, atomics | `remote(cpu)`, `iter()`: `&T` for `T: Sync` | `get_mut(cpu)`, `iter_mut()` through `&mut PerCpu<T>` |
+//! | [`PerCpuCell<T>`] (cell-like) | integers, `bool` | `read_current`, `write_current`, `add_current`, `fetch_add_current`, `xchg_current`, `cmpxchg_current`, `and/or/xor_current`: no guard, no reference lent | `remote_read(cpu)`: an atomic load | — |
+//!
+//! A handle never does both: an operation that changes a copy in place while a shared reference to it
+//! lives would be undefined behaviour. The raw tier stays for code that proves its own exclusion:
+//! `current_ptr`, `remote_ptr`, and `PerCpu::with_current` (an `unsafe fn` lending `&mut T`).
 //!
 //! ```text
 //! // At boot: areas with the default dynamic reserve, then the allocator.
@@ -71,7 +82,7 @@
 //! | [`PerCpu::new_with_atomic`], [`alloc_percpu_atomic`] | yes | serves from the chunks already obtained, never calls the heap or the source, makes a bounded number of attempts at the lock, else [`AllocError::WouldBlock`] |
 //! | dropping a [`PerCpu`] (the allocator's side; `T`'s destructor is the caller's) | yes | never calls the heap or the source: a chunk it empties is returned later, from task context; a bounded number of attempts at the lock, else the free is deferred to the lock's next holder |
 //! | [`drain_cache`], [`cached_bytes`], [`needs_refill`] | yes | as a drop; no lock for the last two |
-//! | the accessors of [`PerCpu`] and [`PerCpuCounter`] | yes | as `percpu`'s accessors |
+//! | the accessors of [`PerCpu`], [`PerCpuCell`] and [`PerCpuCounter`] | yes | as `percpu`'s accessors |
 //! | [`PerCpu::new_with`], [`alloc_percpu`], [`PerCpuCounter::new`] | no | may obtain a chunk from the source and its metadata from the heap (without the lock) |
 //! | [`refill`], [`reclaim`] | no | call the source and the heap |
 //! | [`init`], [`stats`], [`max_size`], [`max_align`] | no | wait for the lock as long as it takes |
@@ -122,7 +133,7 @@ mod space;
 pub use cache::{cached_bytes, drain_cache, CACHE_BYTES_PER_CLASS, CACHE_CLASSES, MAX_CACHED_SIZE};
 pub use counter::PerCpuCounter;
 pub use error::{AllocError, InitError};
-pub use handle::{alloc_percpu, alloc_percpu_atomic, PerCpu};
+pub use handle::{alloc_percpu, alloc_percpu_atomic, PerCpu, PerCpuCell};
 pub use source::ChunkSource;
 #[cfg(feature = "alloc")]
 pub use source::GlobalAllocSource;

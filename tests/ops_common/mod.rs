@@ -1,5 +1,5 @@
 //! The semantics of the guard-less read-modify-write operations, on one CPU: every integer type and
-//! `bool`, for `#[def_percpu]` statics and `percpu_alloc::PerCpu` handles (which reach their copies
+//! `bool`, for `#[def_percpu]` statics and `percpu_alloc::PerCpuCell` handles (which reach their copies
 //! through `percpu::raw`). Shared by the hosted (`tests/ops.rs`) and `sp-naive` (`tests/sp_naive.rs`)
 //! suites.
 
@@ -72,14 +72,14 @@ macro_rules! check_bool_ops {
 }
 
 /// Defines one integer static per type and the test running [`check_integer_ops`] and
-/// [`check_bool_ops`] on them and on a `PerCpu` handle of each type; `$cpu` is an expression giving a
+/// [`check_bool_ops`] on them and on a `PerCpuCell` handle of each type; `$cpu` is an expression giving a
 /// guard that makes this thread a CPU, `$alloc` one that sets up `percpu_alloc` (once).
 #[macro_export]
 macro_rules! operations_tests {
     ($cpu:expr, $alloc:expr) => {
         mod operations {
             use percpu::def_percpu;
-            use percpu_alloc::PerCpu;
+            use percpu_alloc::PerCpuCell;
 
             #[def_percpu]
             static U8: u8 = 0;
@@ -124,17 +124,17 @@ macro_rules! operations_tests {
             fn every_operation_on_handles() {
                 let _cpu = $cpu;
                 $alloc;
-                $crate::check_integer_ops!(PerCpu::<u8>::new_with(|_| 0).unwrap(), u8);
-                $crate::check_integer_ops!(PerCpu::<u16>::new_with(|_| 0).unwrap(), u16);
-                $crate::check_integer_ops!(PerCpu::<u32>::new_with(|_| 0).unwrap(), u32);
-                $crate::check_integer_ops!(PerCpu::<u64>::new_with(|_| 0).unwrap(), u64);
-                $crate::check_integer_ops!(PerCpu::<usize>::new_with(|_| 0).unwrap(), usize);
-                $crate::check_integer_ops!(PerCpu::<i8>::new_with(|_| 0).unwrap(), i8);
-                $crate::check_integer_ops!(PerCpu::<i16>::new_with(|_| 0).unwrap(), i16);
-                $crate::check_integer_ops!(PerCpu::<i32>::new_with(|_| 0).unwrap(), i32);
-                $crate::check_integer_ops!(PerCpu::<i64>::new_with(|_| 0).unwrap(), i64);
-                $crate::check_integer_ops!(PerCpu::<isize>::new_with(|_| 0).unwrap(), isize);
-                $crate::check_bool_ops!(PerCpu::<bool>::new_with(|_| false).unwrap());
+                $crate::check_integer_ops!(PerCpuCell::<u8>::new_with(|_| 0).unwrap(), u8);
+                $crate::check_integer_ops!(PerCpuCell::<u16>::new_with(|_| 0).unwrap(), u16);
+                $crate::check_integer_ops!(PerCpuCell::<u32>::new_with(|_| 0).unwrap(), u32);
+                $crate::check_integer_ops!(PerCpuCell::<u64>::new_with(|_| 0).unwrap(), u64);
+                $crate::check_integer_ops!(PerCpuCell::<usize>::new_with(|_| 0).unwrap(), usize);
+                $crate::check_integer_ops!(PerCpuCell::<i8>::new_with(|_| 0).unwrap(), i8);
+                $crate::check_integer_ops!(PerCpuCell::<i16>::new_with(|_| 0).unwrap(), i16);
+                $crate::check_integer_ops!(PerCpuCell::<i32>::new_with(|_| 0).unwrap(), i32);
+                $crate::check_integer_ops!(PerCpuCell::<i64>::new_with(|_| 0).unwrap(), i64);
+                $crate::check_integer_ops!(PerCpuCell::<isize>::new_with(|_| 0).unwrap(), isize);
+                $crate::check_bool_ops!(PerCpuCell::<bool>::new_with(|_| false).unwrap());
             }
         }
     };

@@ -67,10 +67,10 @@ const EITHER: &[Source] = &[Source::Ours, Source::OursSpNaive];
 const IMPLEMENTATIONS: &[Implementation] = &[
     Implementation { key: "percpu", id: "percpu", sources: &[Source::Ours], label: "`percpu` (ours), static", color: RGBColor(31, 119, 180) },
     Implementation { key: "percpu-raw", id: "percpu-raw", sources: &[Source::Ours], label: "`percpu::raw` (ours), VMA in a register", color: RGBColor(140, 190, 230) },
-    Implementation { key: "percpu_alloc", id: "percpu_alloc", sources: &[Source::Ours], label: "`percpu_alloc::PerCpu` (ours), handle by `&`", color: RGBColor(20, 60, 120) },
+    Implementation { key: "percpu_alloc", id: "percpu_alloc", sources: &[Source::Ours], label: "`percpu_alloc` handles (ours), by `&`", color: RGBColor(20, 60, 120) },
     Implementation { key: "percpu_counter", id: "percpu_counter", sources: &[Source::Ours], label: "`percpu_alloc::PerCpuCounter::inc` (ours)", color: RGBColor(23, 190, 207) },
     Implementation { key: "percpu-sp-naive", id: "percpu", sources: &[Source::OursSpNaive], label: "`percpu` (ours) `sp-naive`, static", color: RGBColor(98, 78, 200) },
-    Implementation { key: "percpu_alloc-sp-naive", id: "percpu_alloc", sources: &[Source::OursSpNaive], label: "`percpu_alloc::PerCpu` (ours) `sp-naive`, handle by `&`", color: RGBColor(60, 40, 140) },
+    Implementation { key: "percpu_alloc-sp-naive", id: "percpu_alloc", sources: &[Source::OursSpNaive], label: "`percpu_alloc` handles (ours) `sp-naive`, by `&`", color: RGBColor(60, 40, 140) },
     Implementation { key: "percpu_counter-sp-naive", id: "percpu_counter", sources: &[Source::OursSpNaive], label: "`percpu_alloc::PerCpuCounter::inc` (ours) `sp-naive`", color: RGBColor(150, 130, 230) },
     Implementation { key: "percpu-0.4", id: "percpu-0.4", sources: &[Source::Peer], label: "`percpu` 0.4, `non-zero-vma` + `-no-pie`", color: RGBColor(255, 127, 14) },
     Implementation { key: "percpu-0.4-sp-naive", id: "percpu-0.4-sp-naive", sources: &[Source::Peer], label: "`percpu` 0.4 `sp-naive`, static", color: RGBColor(250, 190, 120) },
@@ -109,7 +109,7 @@ struct Table {
 const ACCESSES: Table = Table {
     title: "Accesses",
     text: "ns per operation, measured in batches of 100 (the loop and the `black_box` of each operand \
-        included), and the ratio to `thread_local!`. The `percpu_alloc::PerCpu<u64>` handle and the \
+        included), and the ratio to `thread_local!`. The `percpu_alloc::PerCpuCell<u64>` handle and the \
         `Box<[CachePadded<AtomicU64>]>` slice are measured by `benches/alloc.rs`, the others by \
         `benches/access.rs` and `benches/peer`. `sp-naive`: the feature that makes per-CPU data plain \
         globals (one CPU), on any host.",
@@ -322,10 +322,8 @@ pub fn run(root: &Path, criterion: Option<&[String]>) -> Result<(), String> {
         render_report(&machine, &results, efficiency.as_ref(), "##", "")
     );
     write(&results_md, &report)?;
-    let readme = root.join("README.md");
-    let text = fs::read_to_string(&readme).map_err(|e| format!("cannot read README.md: {e}"))?;
     let section = render_report(&machine, &results, efficiency.as_ref(), "####", "benches/");
-    write(&readme, &replace_block(&text, "bench-table", &section)?)?;
+    crate::readme::update(root, "bench-table", &section)?;
     let (svg, alloc_svg) = (
         root.join("benches/results.svg"),
         root.join("benches/alloc.svg"),
@@ -353,20 +351,6 @@ pub fn run(root: &Path, criterion: Option<&[String]>) -> Result<(), String> {
 /// Writes `text` to `path`.
 fn write(path: &Path, text: &str) -> Result<(), String> {
     fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// `text` with the lines between `<!-- name -->` and `<!-- /name -->` replaced by `content`.
-fn replace_block(text: &str, name: &str, content: &str) -> Result<String, String> {
-    let (open, close) = (format!("<!-- {name} -->\n"), format!("<!-- /{name} -->"));
-    let start = text
-        .find(&open)
-        .ok_or_else(|| format!("no `{open}` in README.md"))?
-        + open.len();
-    let end = text[start..]
-        .find(&close)
-        .ok_or_else(|| format!("no `{close}` in README.md"))?
-        + start;
-    Ok(format!("{}{content}{}", &text[..start], &text[end..]))
 }
 
 /// The memory efficiency of the mixed workload, per CPU, as `benches/alloc.rs` measured it: its
@@ -659,14 +643,14 @@ fn render_goals(report: &mut String, results: &Results) {
             "percpu_alloc",
             "percpu",
             1.2,
-            "a `PerCpu<u64>` handle within 1.2× of the static variable (handle / static)",
+            "a `PerCpuCell<u64>` handle within 1.2× of the static variable (handle / static)",
             one_load,
         ),
         (
             "percpu_alloc",
             "thread_local",
             1.1,
-            "ours within 1.1× of `thread_local!`: the `PerCpu<u64>` handle / `thread_local!`",
+            "ours within 1.1× of `thread_local!`: the `PerCpuCell<u64>` handle / `thread_local!`",
             one_load,
         ),
         (

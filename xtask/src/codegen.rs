@@ -15,11 +15,11 @@
 //! - ours is never more instructions than the peer, except the waivers listed in `expected.toml`;
 //! - the `percpu::raw` accessors (VMA in a register) are at most one instruction more than the static
 //!   ones, and those loading the VMA from a handle at most one more than that;
-//! - the accessors of a run-time allocated `percpu_alloc::PerCpu<u64>` handle (and
+//! - the accessors of a run-time allocated `percpu_alloc::PerCpuCell<u64>` handle (and
 //!   `PerCpuCounter::add`), passed by reference, are at most one instruction more than the static
 //!   variable's: the load of the VMA from the handle.
 //!
-//! The table goes to standard output and to `codegen/table.md`.
+//! The table goes to standard output, to `codegen/table.md` and into the README.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -164,17 +164,17 @@ const PROBES: [Probe; 53] = [
     ),
     ours_only(
         "percpu_alloc_read_u64",
-        "`percpu_alloc::PerCpu<u64>::read_current`, handle by `&`",
+        "`percpu_alloc::PerCpuCell<u64>::read_current`, handle by `&`",
         "read_current_u64",
     ),
     ours_only(
         "percpu_alloc_write_u64",
-        "`percpu_alloc::PerCpu<u64>::write_current`, handle by `&`",
+        "`percpu_alloc::PerCpuCell<u64>::write_current`, handle by `&`",
         "write_current_u64",
     ),
     ours_only(
         "percpu_alloc_add_u64",
-        "`percpu_alloc::PerCpu<u64>::add_current`, handle by `&`",
+        "`percpu_alloc::PerCpuCell<u64>::add_current`, handle by `&`",
         "add_current_u64",
     ),
     ours_only(
@@ -233,32 +233,32 @@ const PROBES: [Probe; 53] = [
     ),
     ours_only(
         "percpu_alloc_fetch_add_u64",
-        "`percpu_alloc::PerCpu<u64>::fetch_add_current`, handle by `&`",
+        "`percpu_alloc::PerCpuCell<u64>::fetch_add_current`, handle by `&`",
         "fetch_add_current_u64",
     ),
     ours_only(
         "percpu_alloc_xchg_u64",
-        "`percpu_alloc::PerCpu<u64>::xchg_current`, handle by `&`",
+        "`percpu_alloc::PerCpuCell<u64>::xchg_current`, handle by `&`",
         "xchg_current_u64",
     ),
     ours_only(
         "percpu_alloc_cmpxchg_u64",
-        "`percpu_alloc::PerCpu<u64>::cmpxchg_current`, handle by `&`",
+        "`percpu_alloc::PerCpuCell<u64>::cmpxchg_current`, handle by `&`",
         "cmpxchg_current_u64",
     ),
     ours_only(
         "percpu_alloc_and_u64",
-        "`percpu_alloc::PerCpu<u64>::and_current`, handle by `&`",
+        "`percpu_alloc::PerCpuCell<u64>::and_current`, handle by `&`",
         "and_current_u64",
     ),
     ours_only(
         "percpu_alloc_or_u64",
-        "`percpu_alloc::PerCpu<u64>::or_current`, handle by `&`",
+        "`percpu_alloc::PerCpuCell<u64>::or_current`, handle by `&`",
         "or_current_u64",
     ),
     ours_only(
         "percpu_alloc_xor_u64",
-        "`percpu_alloc::PerCpu<u64>::xor_current`, handle by `&`",
+        "`percpu_alloc::PerCpuCell<u64>::xor_current`, handle by `&`",
         "xor_current_u64",
     ),
 ];
@@ -340,6 +340,11 @@ pub fn run(root: &Path, bless: bool) -> Result<(), String> {
     let table_path = root.join("codegen/table.md");
     fs::write(&table_path, &table)
         .map_err(|e| format!("cannot write {}: {e}", table_path.display()))?;
+    // The README shows the table itself, without the title and the introduction.
+    let body = table
+        .find("| operation")
+        .map_or(&table[..], |start| &table[start..]);
+    crate::readme::update(root, "codegen-table", body)?;
 
     for note in &report.notes {
         println!("note: {note}");

@@ -18,6 +18,7 @@ mod kernel;
 mod matrix;
 mod process;
 mod qemu;
+mod readme;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -2,7 +2,7 @@
 //! Never run: only compiled for the bare-metal targets.
 #![no_std]
 
-use percpu_alloc::{PerCpu, PerCpuCounter};
+use percpu_alloc::{PerCpuCell, PerCpuCounter};
 
 include!("../../probes.rs");
 
@@ -13,7 +13,7 @@ pub extern "C" fn add_current_u64(value: u64) {
     U64.add_current(value)
 }
 
-/// `raw::read_current::<u64>` with the VMA in a register, as a run-time allocated `PerCpu<u64>` whose
+/// `raw::read_current::<u64>` with the VMA in a register, as a run-time allocated `PerCpuCell<u64>` whose
 /// handle holds the VMA.
 ///
 /// # Safety
@@ -86,24 +86,24 @@ pub unsafe extern "C" fn handle_add_current_u64(handle: &usize, value: u64) {
     unsafe { percpu::raw::add_current::<u64>(*handle, value) }
 }
 
-/// `PerCpu::<u64>::read_current` through `&PerCpu<u64>`: the VMA is loaded from the handle.
+/// `PerCpuCell::<u64>::read_current` through `&PerCpuCell<u64>`: the VMA is loaded from the handle.
 #[inline(never)]
 #[unsafe(no_mangle)]
-pub extern "C" fn percpu_alloc_read_u64(handle: &PerCpu<u64>) -> u64 {
+pub extern "C" fn percpu_alloc_read_u64(handle: &PerCpuCell<u64>) -> u64 {
     handle.read_current()
 }
 
-/// `PerCpu::<u64>::write_current` through `&PerCpu<u64>`.
+/// `PerCpuCell::<u64>::write_current` through `&PerCpuCell<u64>`.
 #[inline(never)]
 #[unsafe(no_mangle)]
-pub extern "C" fn percpu_alloc_write_u64(handle: &PerCpu<u64>, value: u64) {
+pub extern "C" fn percpu_alloc_write_u64(handle: &PerCpuCell<u64>, value: u64) {
     handle.write_current(value)
 }
 
-/// `PerCpu::<u64>::add_current` through `&PerCpu<u64>`.
+/// `PerCpuCell::<u64>::add_current` through `&PerCpuCell<u64>`.
 #[inline(never)]
 #[unsafe(no_mangle)]
-pub extern "C" fn percpu_alloc_add_u64(handle: &PerCpu<u64>, value: u64) {
+pub extern "C" fn percpu_alloc_add_u64(handle: &PerCpuCell<u64>, value: u64) {
     handle.add_current(value)
 }
 
@@ -184,7 +184,7 @@ pub extern "C" fn cmpxchg_current_bool(current: bool, new: bool) -> bool {
     }
 }
 
-/// Defines the `percpu::raw` probes (VMA in a register) and the `PerCpu<u64>` handle probes (handle by
+/// Defines the `percpu::raw` probes (VMA in a register) and the `PerCpuCell<u64>` handle probes (handle by
 /// `&`) of the same operations on a `u64`; a compare-and-swap's probe returns the previous value.
 macro_rules! handle_rmw_probes {
     ($($op:ident: $raw:ident, $handle:ident, ($($arg:ident),*) -> $ret:ty;)*) => {
@@ -201,10 +201,10 @@ macro_rules! handle_rmw_probes {
                 Outcome::value(unsafe { percpu::raw::$op::<u64>(vma, $($arg),*) })
             }
 
-            #[doc = concat!("`PerCpu::<u64>::", stringify!($op), "` through `&PerCpu<u64>`.")]
+            #[doc = concat!("`PerCpuCell::<u64>::", stringify!($op), "` through `&PerCpuCell<u64>`.")]
             #[inline(never)]
             #[unsafe(no_mangle)]
-            pub extern "C" fn $handle(handle: &PerCpu<u64>, $($arg: u64),*) -> $ret {
+            pub extern "C" fn $handle(handle: &PerCpuCell<u64>, $($arg: u64),*) -> $ret {
                 Outcome::value(handle.$op($($arg),*))
             }
         )*

@@ -37,8 +37,9 @@ use core::fmt::{self, Debug};
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicUsize, Ordering};
 
-use percpu::PerCpuInteger;
-use percpu_alloc::{AllocError, GlobalAllocSource, PerCpu, PerCpuCounter};
+use percpu::checked::IrqGuard;
+use percpu::{PerCpuInteger, PerCpuPrimitive};
+use percpu_alloc::{AllocError, GlobalAllocSource, PerCpu, PerCpuCell, PerCpuCounter};
 
 use crate::check::{expect, expect_eq};
 use crate::counters::{self, TICK_WEIGHT};
@@ -457,7 +458,7 @@ fn new_large(cpu: usize, tag: u64) -> PerCpu<Large> {
 }
 
 /// Checks every copy of a [`Large`] object, then drops it.
-fn drop_large(cpu: usize, mut large: PerCpu<Large>, tag: u64) {
+fn drop_large(cpu: usize, large: PerCpu<Large>, tag: u64) {
     for (copy, words) in large.iter().enumerate() {
         let intact = words[..39].iter().all(|&word| word == tag) && words[39] == copy as u64;
         expect(
@@ -664,11 +665,13 @@ enum Kind {
     Tracked,
 }
 
-/// A run-time per-CPU object of one of the types under test.
+/// A run-time per-CPU object of one of the types under test: integers in
+/// cell-like handles (`PerCpuCell`), the others in reference-like ones
+/// (`PerCpu`).
 enum Object {
-    Word(PerCpu<u64>),
+    Word(PerCpuCell<u64>),
     Triple(PerCpu<[u32; 3]>),
-    Byte(PerCpu<u8>),
+    Byte(PerCpuCell<u8>),
     Tracked(PerCpu<Tracked>),
 }
 
@@ -686,12 +689,12 @@ impl Object {
     /// Allocates object `id` on its owner, each CPU's copy holding that CPU's
     /// initial value.
     fn new(id: Id) -> Self {
-        fn alloc<T: Sample>(id: Id) -> PerCpu<T> {
-            PerCpu::new_with(|copy| T::new(id.word(copy, false), copy)).unwrap_or_else(|e| {
+        fn alloc<H: Copies>(id: Id) -> H {
+            H::alloc(|copy| H::Item::new(id.word(copy, false), copy)).unwrap_or_else(|e| {
                 crate::fail(format_args!(
                     "cpu {}: allocating {id} ({}): {e}",
                     id.owner,
-                    T::NAME
+                    H::Item::NAME
                 ))
             })
         }
@@ -704,9 +707,72 @@ impl Object {
     }
 }
 
+/// What the checks need of a handle, of either kind.
+trait Copies: Sized {
+    /// The type of the copies.
+    type Item: Sample<Handle = Self>;
+    /// `PerCpu::new_with` or `PerCpuCell::new_with`.
+    fn alloc(init: impl FnMut(usize) -> Self::Item) -> Result<Self, AllocError>;
+    /// `current_ptr()`.
+    ///
+    /// # Safety
+    ///
+    /// As the handle's: this CPU registered, the pointer used on this CPU.
+    unsafe fn current_ptr(&self) -> *mut Self::Item;
+    /// `remote_ptr(cpu)`.
+    ///
+    /// # Safety
+    ///
+    /// As the handle's: `cpu` valid, no data race with that CPU.
+    unsafe fn remote_ptr(&self, cpu: usize) -> *mut Self::Item;
+    /// Calls `f(cpu, copy)` on every CPU's copy, through the handle's safe
+    /// API: `iter_mut` (exclusive), or `remote_read` (atomic loads).
+    fn for_each_copy(&mut self, f: impl FnMut(usize, &Self::Item));
+}
+
+impl<T: Sample<Handle = Self>> Copies for PerCpu<T> {
+    type Item = T;
+    fn alloc(init: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
+        PerCpu::new_with(init)
+    }
+    unsafe fn current_ptr(&self) -> *mut T {
+        // SAFETY: forwarded to the caller.
+        unsafe { PerCpu::current_ptr(self) }
+    }
+    unsafe fn remote_ptr(&self, cpu: usize) -> *mut T {
+        // SAFETY: forwarded to the caller.
+        unsafe { PerCpu::remote_ptr(self, cpu) }
+    }
+    fn for_each_copy(&mut self, mut f: impl FnMut(usize, &T)) {
+        self.iter_mut()
+            .enumerate()
+            .for_each(|(cpu, copy)| f(cpu, copy));
+    }
+}
+
+impl<T: PerCpuPrimitive + Sample<Handle = Self>> Copies for PerCpuCell<T> {
+    type Item = T;
+    fn alloc(init: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
+        PerCpuCell::new_with(init)
+    }
+    unsafe fn current_ptr(&self) -> *mut T {
+        // SAFETY: forwarded to the caller.
+        unsafe { PerCpuCell::current_ptr(self) }
+    }
+    unsafe fn remote_ptr(&self, cpu: usize) -> *mut T {
+        // SAFETY: forwarded to the caller.
+        unsafe { PerCpuCell::remote_ptr(self, cpu) }
+    }
+    fn for_each_copy(&mut self, mut f: impl FnMut(usize, &T)) {
+        (0..percpu::cpu_count()).for_each(|cpu| f(cpu, &self.remote_read(cpu)));
+    }
+}
+
 /// A type of the objects under test, whose copies are made from a word of
 /// [`Id::word`].
 trait Sample: Sized + Send + Sync {
+    /// The handle of its objects.
+    type Handle: Copies<Item = Self>;
     /// The type's name, for messages.
     const NAME: &'static str;
     /// What the checks compare.
@@ -720,16 +786,17 @@ trait Sample: Sized + Send + Sync {
         Self::new(word, copy).view()
     }
     /// This CPU's copy, read through the fast path.
-    fn read_fast(handle: &PerCpu<Self>) -> Self::View;
+    fn read_fast(handle: &Self::Handle) -> Self::View;
     /// Makes this CPU's copy `new(word, cpu)` through the fast path (checking
     /// the steps, as object `id`).
-    fn write_fast(handle: &PerCpu<Self>, word: u64, id: Id, cpu: usize);
+    fn write_fast(handle: &Self::Handle, word: u64, id: Id, cpu: usize);
 }
 
 /// The integer types under test: the one-instruction fast paths.
 macro_rules! integer_samples {
     ($($ty:ty),*) => {$(
         impl Sample for $ty {
+            type Handle = PerCpuCell<$ty>;
             const NAME: &'static str = stringify!($ty);
             type View = $ty;
             fn new(word: u64, _copy: usize) -> Self {
@@ -738,10 +805,10 @@ macro_rules! integer_samples {
             fn view(&self) -> $ty {
                 *self
             }
-            fn read_fast(handle: &PerCpu<$ty>) -> $ty {
+            fn read_fast(handle: &PerCpuCell<$ty>) -> $ty {
                 handle.read_current()
             }
-            fn write_fast(handle: &PerCpu<$ty>, word: u64, id: Id, cpu: usize) {
+            fn write_fast(handle: &PerCpuCell<$ty>, word: u64, id: Id, cpu: usize) {
                 write_integer(handle, word as $ty, id, cpu)
             }
         }
@@ -753,7 +820,7 @@ integer_samples!(u64, u8);
 /// `sub_current` (wrapping around for a `u8`), each checked with
 /// `read_current`.
 fn write_integer<T: Sample + IntValue + PerCpuInteger>(
-    handle: &PerCpu<T>,
+    handle: &PerCpuCell<T>,
     value: T,
     id: Id,
     cpu: usize,
@@ -775,8 +842,10 @@ fn write_integer<T: Sample + IntValue + PerCpuInteger>(
     check("sub_current", value);
 }
 
-/// A non-primitive type: reached with `with_current`.
+/// A non-primitive type: read through a guard of the checked tier, written
+/// with the raw tier's `with_current`.
 impl Sample for [u32; 3] {
+    type Handle = PerCpu<Self>;
     const NAME: &'static str = "[u32; 3]";
     type View = Self;
     fn new(word: u64, _copy: usize) -> Self {
@@ -786,10 +855,12 @@ impl Sample for [u32; 3] {
         *self
     }
     fn read_fast(handle: &PerCpu<Self>) -> Self {
-        handle.with_current(|value| *value)
+        *handle.get(&IrqGuard::new())
     }
     fn write_fast(handle: &PerCpu<Self>, word: u64, _id: Id, cpu: usize) {
-        handle.with_current(|value| *value = Self::new(word, cpu));
+        // SAFETY: this CPU's copy, which only this CPU reaches, and no
+        // reference to it is live.
+        unsafe { handle.with_current(|value| *value = Self::new(word, cpu)) };
     }
 }
 
@@ -809,6 +880,7 @@ impl Drop for Tracked {
 }
 
 impl Sample for Tracked {
+    type Handle = PerCpu<Self>;
     const NAME: &'static str = "Tracked";
     type View = (u64, usize);
     fn new(word: u64, copy: usize) -> Self {
@@ -822,25 +894,26 @@ impl Sample for Tracked {
         (word, copy)
     }
     fn read_fast(handle: &PerCpu<Self>) -> (u64, usize) {
-        handle.with_current(|value| value.view())
+        handle.get(&IrqGuard::new()).view()
     }
     fn write_fast(handle: &PerCpu<Self>, word: u64, _id: Id, _cpu: usize) {
-        handle.with_current(|value| value.word = word);
+        // SAFETY: as for `[u32; 3]`.
+        unsafe { handle.with_current(|value| value.word = word) };
     }
 }
 
 /// From CPU `cpu`: checks its initial copy of object `id` through the fast
 /// path, writes its pattern there, and checks that the fast path and the
 /// remote view of CPU `cpu` agree on the copy's address and value.
-fn write_own<T: Sample>(handle: &PerCpu<T>, id: Id, cpu: usize) {
-    let name = T::NAME;
+fn write_own<H: Copies>(handle: &H, id: Id, cpu: usize) {
+    let name = H::Item::NAME;
     expect_eq(
         cpu,
         format_args!("{id} ({name}): my initial copy"),
-        T::read_fast(handle),
-        T::expected(id.word(cpu, false), cpu),
+        H::Item::read_fast(handle),
+        H::Item::expected(id.word(cpu, false), cpu),
     );
-    T::write_fast(handle, id.word(cpu, true), id, cpu);
+    H::Item::write_fast(handle, id.word(cpu, true), id, cpu);
     // SAFETY: this CPU's register is set, nothing migrates in this kernel,
     // and `cpu` is an initialized CPU: the pointers are only compared.
     let (fast, remote) = unsafe { (handle.current_ptr(), handle.remote_ptr(cpu)) };
@@ -856,49 +929,51 @@ fn write_own<T: Sample>(handle: &PerCpu<T>, id: Id, cpu: usize) {
     expect_eq(
         cpu,
         format_args!("{id} ({name}): fast path vs remote view"),
-        T::read_fast(handle),
+        H::Item::read_fast(handle),
         remote,
     );
     expect_eq(
         cpu,
         format_args!("{id} ({name}): my written copy"),
         remote,
-        T::expected(id.word(cpu, true), cpu),
+        H::Item::expected(id.word(cpu, true), cpu),
     );
 }
 
 /// From CPU `cpu`: checks CPU `copy`'s copy of object `id`, `written` by
 /// that CPU or still initial.
-fn check_copy<T: Sample>(handle: &PerCpu<T>, id: Id, cpu: usize, copy: usize, written: bool) {
+fn check_copy<H: Copies>(handle: &H, id: Id, cpu: usize, copy: usize, written: bool) {
     // SAFETY: `copy` is below `percpu::cpu_count()`; its CPU, if running,
     // wrote it before the barrier this CPU passed, and nothing writes it
     // during the checks.
     let got = unsafe { (*handle.remote_ptr(copy)).view() };
     expect_eq(
         cpu,
-        format_args!("{id} ({}): cpu {copy}'s copy", T::NAME),
+        format_args!("{id} ({}): cpu {copy}'s copy", H::Item::NAME),
         got,
-        T::expected(id.word(copy, written), copy),
+        H::Item::expected(id.word(copy, written), copy),
     );
 }
 
 /// From CPU `cpu`, on its newly allocated object `id`, which no other CPU
-/// knows: checks every copy with `iter`, writes its own with
-/// [`write_own`], and reads it back with `remote_ref`.
-fn check_fresh<T: Sample>(handle: &mut PerCpu<T>, id: Id, cpu: usize) {
-    for (copy, value) in handle.iter().enumerate() {
-        expect_eq(
-            cpu,
-            format_args!("{id} ({}): new cpu {copy}'s copy", T::NAME),
-            value.view(),
-            T::expected(id.word(copy, false), copy),
-        );
-    }
+/// knows: checks every copy through the handle's safe API
+/// ([`Copies::for_each_copy`]), writes its own with [`write_own`], and reads
+/// every copy back the same way.
+fn check_fresh<H: Copies>(handle: &mut H, id: Id, cpu: usize) {
+    let check = |handle: &mut H, written: bool| {
+        handle.for_each_copy(|copy, value| {
+            expect_eq(
+                cpu,
+                format_args!(
+                    "{id} ({}): cpu {copy}'s copy (written: {written})",
+                    H::Item::NAME
+                ),
+                value.view(),
+                H::Item::expected(id.word(copy, written && copy == cpu), copy),
+            )
+        });
+    };
+    check(handle, false);
     write_own(handle, id, cpu);
-    expect_eq(
-        cpu,
-        format_args!("{id} ({}): remote_ref({cpu})", T::NAME),
-        handle.remote_ref(cpu).view(),
-        T::expected(id.word(cpu, true), cpu),
-    );
+    check(handle, true);
 }

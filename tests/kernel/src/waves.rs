@@ -5,7 +5,7 @@
 //! The boot CPU brings the secondary CPUs online in two waves
 //! ([`crate::suite::boot_cpu`]); the per-CPU areas were initialized for all
 //! of them before either wave. In the first wave ([`first_wave`]), CPU 0
-//! allocates a `PerCpu<u64>` with `PerCpu::new_with` (each copy holds
+//! allocates a `PerCpuCell<u64>` with `PerCpuCell::new_with` (each copy holds
 //! [`initial`] of its CPU id), a `PerCpu<Stats>` with `alloc_percpu` (each
 //! copy `Stats::default()`, which is not all zeros) and a `PerCpuCounter`;
 //! every CPU of the wave checks its copies through the fast path, writes
@@ -21,7 +21,8 @@ use alloc::boxed::Box;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
-use percpu_alloc::{alloc_percpu, PerCpu, PerCpuCounter};
+use percpu::checked::IrqGuard;
+use percpu_alloc::{alloc_percpu, PerCpu, PerCpuCell, PerCpuCounter};
 
 use crate::check::{expect, expect_eq};
 use crate::println;
@@ -46,7 +47,7 @@ impl Default for Stats {
 /// The objects allocated by the first wave.
 struct Objects {
     /// `new_with`: CPU `c`'s copy starts as [`initial(c)`](initial).
-    named: PerCpu<u64>,
+    named: PerCpuCell<u64>,
     /// `alloc_percpu`: every copy starts as `Stats::default()`.
     stats: PerCpu<Stats>,
     /// Each online CPU adds [`part`] of its id.
@@ -104,8 +105,8 @@ pub fn first_wave(cpu: usize, wave1: usize, barrier: impl Fn(&'static str)) {
     if cpu == 0 {
         LIVE_BEFORE.store(live_allocations(), Ordering::Relaxed);
         let objects = Objects {
-            named: PerCpu::new_with(initial)
-                .unwrap_or_else(|e| crate::fail(format_args!("cpu 0: PerCpu::new_with: {e}"))),
+            named: PerCpuCell::new_with(initial)
+                .unwrap_or_else(|e| crate::fail(format_args!("cpu 0: PerCpuCell::new_with: {e}"))),
             stats: alloc_percpu()
                 .unwrap_or_else(|e| crate::fail(format_args!("cpu 0: alloc_percpu::<Stats>: {e}"))),
             counter: PerCpuCounter::new()
@@ -202,7 +203,7 @@ fn use_my_copies(cpu: usize, objects: &Objects, wave1: usize) {
     expect_eq(
         cpu,
         format_args!("my copy of the alloc_percpu object"),
-        stats.with_current(|s| *s),
+        *stats.get(&IrqGuard::new()),
         Stats::default(),
     );
     // SAFETY: only compared; this CPU's register is set and nothing migrates.
@@ -213,7 +214,9 @@ fn use_my_copies(cpu: usize, objects: &Objects, wave1: usize) {
         format_args!("new_with object: current_ptr() {fast:p} != remote_ptr({cpu}) {remote:p}"),
     );
     named.write_current(written(cpu));
-    stats.with_current(|s| *s = written_stats(cpu));
+    // SAFETY: this CPU's copy, which no other reference reaches meanwhile (the
+    // other CPUs read it remotely only after the next barrier).
+    unsafe { stats.with_current(|s| *s = written_stats(cpu)) };
     let part = part(cpu, wave1);
     if cpu < wave1 {
         for _ in 0..3 {

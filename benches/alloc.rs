@@ -172,6 +172,13 @@ fn pin_to(cpu: usize) {
 #[cfg(not(target_os = "linux"))]
 fn pin_to(_cpu: usize) {}
 
+/// The `(threads, group)` pairs that can run: all, or with `sp-naive` (one CPU) the one-thread ones.
+fn runnable(groups: [(usize, &'static str); 2]) -> impl Iterator<Item = (usize, &'static str)> {
+    groups
+        .into_iter()
+        .filter(|&(threads, _)| threads == 1 || !SP_NAIVE)
+}
+
 /// Runs `calls` calls of `op` on each of `threads` threads started together, thread `k` acting as
 /// per-CPU CPU `k + 1` (this thread, CPU 0, only waits; `sp-naive`: one thread, acting as the only
 /// CPU) and pinned to its own host CPU when there are enough; returns the time from the start of all
@@ -213,12 +220,7 @@ fn counting(c: &mut Criterion) {
     let counter = PerCpuCounter::new().expect("alloc");
     let atomic = AtomicU64::new(0);
     let mutex = Mutex::new(0u64);
-    let groups: &[_] = if SP_NAIVE {
-        &[(1, "count_1_thread")]
-    } else {
-        &[(1, "count_1_thread"), (2, "count_2_threads")]
-    };
-    for &(threads, group) in groups {
+    for (threads, group) in runnable([(1, "count_1_thread"), (2, "count_2_threads")]) {
         let mut group = c.benchmark_group(group);
         // ns per increment and thread: each thread does `INCREMENTS` per iteration.
         group.throughput(Throughput::Elements(INCREMENTS));
@@ -295,10 +297,10 @@ fn alloc_free_live(c: &mut Criterion) {
 /// thread and iteration, on 1 and 2 threads acting as CPUs of their own, at once.
 fn alloc_free_threads(c: &mut Criterion) {
     let host_cpus = allowed_cpus();
-    for (threads, group) in [
+    for (threads, group) in runnable([
         (1, "alloc_free_8B_1_thread"),
         (2, "alloc_free_8B_2_threads"),
-    ] {
+    ]) {
         let mut group = c.benchmark_group(group);
         // ns per allocation and drop, and thread.
         group.throughput(Throughput::Elements(ALLOCS));

@@ -50,7 +50,7 @@ pub const STEPS: &[&str] = &[
     // What a kernel pinned to an older nightly sees: no warning.
     "cargo +nightly-2025-05-20 check -p percpu -p percpu_alloc --target x86_64-unknown-none --config build.rustflags=[\"-Dwarnings\"]",
     // The crates as crates.io gets them: each packaged crate builds on its own.
-    "CARGO_PROFILE_DEV_DEBUG=0 cargo package --allow-dirty -p percpu_macros -p percpu -p percpu_alloc",
+    "cargo xtask package",
 ];
 
 /// The host steps, each split into words.

@@ -16,6 +16,7 @@ mod host;
 mod install;
 mod kernel;
 mod matrix;
+mod package;
 mod process;
 mod qemu;
 mod readme;
@@ -84,6 +85,9 @@ enum Command {
         #[arg(last = true)]
         criterion: Vec<String>,
     },
+    /// Package percpu_macros, percpu and percpu_alloc as crates.io gets them, and build each packaged
+    /// crate on its own (what CI checks).
+    Package,
     /// Install tools the host steps need, when missing (apt packages as root).
     Install {
         /// What to install.
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
             let criterion = (!no_run).then_some(criterion.as_slice());
             bench::run(&root(), criterion).map(|()| true)
         }
+        Command::Package => package::run_package(&root()).map(|()| true),
         Command::Install { tools } => tools
             .iter()
             .try_for_each(|tool| tool.ensure())

@@ -19,7 +19,7 @@
 //!    checking and freeing [`CHURN`] more, then [`Large`] objects that need
 //!    further chunks from the heap (refilling the spare chunks and returning
 //!    free chunks as it goes), until its timer interrupt handler has
-//!    allocated [`MIN_IRQ_ALLOCS`] objects: every [`IRQ_EVERY`] ticks, the
+//!    allocated [`min_irq_allocs`] objects: every [`IRQ_EVERY`] ticks, the
 //!    handler checks and drops the two objects it made last time and
 //!    allocates two new ones with `PerCpu::new_with_atomic` (one served by
 //!    this CPU's cache, one by the allocator core), which never calls the
@@ -63,13 +63,29 @@ const CHURN: usize = 64;
 /// Of the [`CHURN`] objects, those alive at a time.
 const WINDOW: usize = 8;
 
-/// Of the [`Large`] objects, those alive at a time: enough to need further
-/// chunks.
+/// Of the [`Large`] objects, those alive at a time on up to 8 CPUs: enough
+/// to need further chunks. With more CPUs, `8 * LARGE_WINDOW` are shared out
+/// (see [`large_window`]): every further chunk has a unit for every possible
+/// CPU, so the memory they take grows with the CPUs squared otherwise.
 const LARGE_WINDOW: usize = 24;
 
+/// The [`Large`] objects alive at a time on each of `cpus` CPUs: an even
+/// number, 2 at least.
+fn large_window(cpus: usize) -> usize {
+    crate::suite::per_cpu_share(8 * LARGE_WINDOW, cpus, LARGE_WINDOW).next_multiple_of(2)
+}
+
 /// Objects the timer interrupt handler must have allocated on every CPU with
-/// a timer before the churn stops (or [`MAX_LARGE_ROUNDS`] were done).
-const MIN_IRQ_ALLOCS: usize = 16;
+/// a timer before the churn stops (or [`MAX_LARGE_ROUNDS`] were done): 16 on
+/// up to 8 CPUs, 2 with more (whose ticks come further apart, see
+/// `arch::tick_period_ns`).
+fn min_irq_allocs(cpus: usize) -> usize {
+    if cpus > crate::suite::VERBOSE_CPUS {
+        2
+    } else {
+        16
+    }
+}
 
 /// Rounds of [`Large`] objects at most, waiting for the interrupt handler.
 const MAX_LARGE_ROUNDS: usize = 200_000;
@@ -472,9 +488,9 @@ fn drop_large(cpu: usize, large: PerCpu<Large>, tag: u64) {
 /// With this CPU's timer running and its interrupt handler allocating: frees
 /// this CPU's published objects, one per round, while allocating, checking
 /// and freeing [`CHURN`] more, [`WINDOW`] of them alive at a time; then
-/// allocates and frees [`Large`] objects, [`LARGE_WINDOW`] alive at a time,
+/// allocates and frees [`Large`] objects, [`large_window`] alive at a time,
 /// refilling spare chunks and returning free ones, until the handler made
-/// [`MIN_IRQ_ALLOCS`] objects. Leaves nothing allocated by this CPU, and its
+/// [`min_irq_allocs`] objects. Leaves nothing allocated by this CPU, and its
 /// cache drained.
 fn churn(cpu: usize, count: usize) -> Churned {
     let published = PUBLISHED[cpu].swap(null_mut(), Ordering::AcqRel);
@@ -507,17 +523,19 @@ fn churn(cpu: usize, count: usize) -> Churned {
     }
     drop(live);
 
-    let mut large = VecDeque::with_capacity(LARGE_WINDOW);
+    let cpus = crate::suite::running_cpus();
+    let (window, min_irq_allocs) = (large_window(cpus), min_irq_allocs(cpus));
+    let mut large = VecDeque::with_capacity(window);
     let tag = |round: usize| ((cpu as u64) << 48) | round as u64;
     let mut rounds = 0;
-    while rounds < 2 * LARGE_WINDOW
+    while rounds < 2 * window
         || (timer
-            && IRQ_ALLOCS.read_current() - allocs_before < MIN_IRQ_ALLOCS
+            && IRQ_ALLOCS.read_current() - allocs_before < min_irq_allocs
             && rounds < MAX_LARGE_ROUNDS)
     {
-        if large.len() == LARGE_WINDOW {
+        if large.len() == window {
             // Half of the window at once, so that chunks become free.
-            for (round, object) in large.drain(..LARGE_WINDOW / 2) {
+            for (round, object) in large.drain(..window / 2) {
                 drop_large(cpu, object, tag(round));
             }
             percpu_alloc::reclaim();
@@ -535,7 +553,7 @@ fn churn(cpu: usize, count: usize) -> Churned {
     if timer {
         expect(
             cpu,
-            irq_allocs >= MIN_IRQ_ALLOCS,
+            irq_allocs >= min_irq_allocs,
             format_args!(
                 "the timer interrupt handler allocated only {irq_allocs} objects in {rounds} \
                  rounds"

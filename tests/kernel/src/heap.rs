@@ -13,9 +13,18 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use buddy_system_allocator::LockedHeap;
 
-/// Bytes of the heap: far more than the test needs, and within every
-/// architecture's RAM and x86_64's identity map next to the kernel image.
-const SIZE: usize = 64 << 20;
+/// Bytes of the heap, within every architecture's RAM (QEMU's `-m 1G`;
+/// loongarch64's `virt` machine maps only its first 256 MiB low, where the
+/// kernel runs) and x86_64's identity map next to the kernel image. A further
+/// per-CPU chunk has a unit for every possible CPU (`MAX_CPUS`: 512, 256 on
+/// loongarch64): 14 MiB with the 28 KiB units of `init-dynamic`, a 16 MiB
+/// block of the buddy allocator; the run-time objects' phase holds several at
+/// once, and spare ones for its interrupt handlers.
+const SIZE: usize = if cfg!(target_arch = "loongarch64") {
+    128 << 20
+} else {
+    256 << 20
+};
 
 /// The heap's memory (in `.bss`), page-aligned like the chunks it serves.
 #[repr(C, align(4096))]

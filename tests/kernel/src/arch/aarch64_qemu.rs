@@ -51,7 +51,7 @@ fn args(machine: &str, smp: usize, kernel: &str) -> Vec<String> {
             "-cpu",
             "cortex-a53",
             "-m",
-            "256M",
+            "1G",
         ],
         smp,
         &["-semihosting-config", "enable=on,target=native"],

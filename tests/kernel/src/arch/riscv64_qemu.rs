@@ -50,7 +50,7 @@ pub fn qemu_args(smp: usize, kernel: &str) -> Vec<String> {
             "-bios",
             &firmware,
             "-m",
-            "256M",
+            "1G",
         ],
         smp,
         &[],

@@ -38,7 +38,7 @@ pub fn qemu_args(smp: usize, kernel: &str) -> Vec<String> {
             "-cpu",
             cpu,
             "-m",
-            "512M",
+            "1G",
         ],
         smp,
         &[

@@ -36,16 +36,23 @@
 
 extern crate alloc;
 
+mod batched;
 mod counter;
 mod error;
 mod handle;
+pub mod offline;
 pub mod offset_alloc;
+mod part;
+mod percpu_stats;
 mod source;
 mod space;
 
+pub use batched::{BatchedCounter, DEFAULT_BATCH};
 pub use counter::PerCpuCounter;
 pub use error::{AllocError, InitError};
 pub use handle::{alloc_percpu, PerCpu};
+pub use offline::cpu_offline;
+pub use percpu_stats::PerCpuStats;
 pub use source::ChunkSource;
 #[cfg(feature = "alloc")]
 pub use source::GlobalAllocSource;

@@ -300,6 +300,7 @@ fn run(cpu: usize, cpus: usize) -> ! {
     checked::run(cpu, cpus, barrier);
 
     dynamic::run(cpu, cpus, barrier);
+    crate::stats::run(cpu, cpus, barrier);
 
     check_register(cpu, "after the suite");
     expect_eq(cpu, format_args!("CPU_ID"), CPU_ID.read_current(), cpu);

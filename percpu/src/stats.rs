@@ -69,11 +69,14 @@
 //!
 //! # Cost
 //!
-//! A field operation is [`raw::add_current`] on the field's VMA. A
-//! run-time allocated instance stores every field's VMA (`PerCpuStats::fields`), so an increment
-//! through it costs what `percpu_alloc::PerCpu<u64>::add_current` costs (2 instructions on x86_64: the
-//! load of the VMA, `add gs:[reg], val`). A static computes the field's VMA from the static's
-//! (`StatsStatic::fields`): one instruction more than `raw::add_current` (`cargo xtask codegen`).
+//! A field operation is [`raw::add_current`] on the field's VMA (`cargo xtask codegen`, u64 field at
+//! offset 8). A run-time allocated instance stores every field's VMA (`PerCpuStats::fields`), so an
+//! increment through it costs what `percpu_alloc::PerCpu<u64>::add_current` costs: on x86_64 2
+//! instructions, the load of the VMA and `add gs:[reg], val`. A static's field costs 3 on x86_64
+//! (the static's VMA, the field's offset added to it, `add gs:[reg], val`), where a `u64` static's
+//! `add_current` is 1: `#[def_percpu]` names its storage in the instruction, which the derive cannot
+//! do for a field, as it does not know the statics of its type. Keeping `NET.fields()` in a local
+//! (or in a driver's own structure) hoists the first two out of a loop.
 //! Copies of all fields of one CPU lie next to each other, so a driver updating several fields per
 //! packet touches one cache line of its own.
 

@@ -71,8 +71,10 @@ pub struct BatchedCounter {
     deltas: Part,
     /// Every CPU's count: everything ever added on it.
     counts: Part,
-    /// The batch (at least 1): a delta reaching it in absolute value is folded.
-    batch: u32,
+    /// The batch minus one (the batch is at least 1): a delta above it in absolute value is folded.
+    below: u64,
+    /// Twice [`below`](Self::below): `|delta| <= below` is `delta + below <= span` as unsigned numbers.
+    span: u64,
     /// The shared total, and the counter's place in the registry of `cpu_offline`; owned (freed by
     /// `Drop`).
     node: NonNull<Node>,
@@ -103,10 +105,12 @@ impl BatchedCounter {
         let deltas = part::zeroed()?;
         let counts = part::zeroed()?;
         let node = Node::register(deltas.vma());
+        let below = u64::from(batch.max(1) - 1);
         Ok(Self {
             deltas,
             counts,
-            batch: batch.max(1),
+            below,
+            span: 2 * below,
             node,
         })
     }
@@ -126,13 +130,14 @@ impl BatchedCounter {
 
     /// The batch.
     pub fn batch(&self) -> u32 {
-        self.batch
+        // At most `u32::MAX - 1` plus one.
+        self.below as u32 + 1
     }
 
     /// How far [`read`](Self::read) may be from [`sum`](Self::sum) when no add runs:
     /// `(batch − 1) × cpu_count`.
     pub fn error_bound(&self) -> u64 {
-        u64::from(self.batch - 1).saturating_mul(percpu::cpu_count() as u64)
+        self.below.saturating_mul(percpu::cpu_count() as u64)
     }
 
     /// Adds `delta` (wrapping): to this CPU's count and delta, folding the delta into the shared total
@@ -158,17 +163,20 @@ impl BatchedCounter {
         //   the argument above needs; otherwise it fails and the loop goes on with the value found.
         // - Every successful compare-and-swap leaves `|delta| < batch` in the part it acts on, so the
         //   bound of `read()` holds whichever CPU's part that is.
-        let batch = u64::from(self.batch);
+        // What stays in the delta: `new` if `|new| < batch` (that is, `new + batch - 1` in
+        // `0..=2 × (batch - 1)` as an unsigned number), else 0 and `new` is folded (`new != 0` then).
         let mut current = part::read(&self.deltas);
         loop {
             let new = current.wrapping_add(delta);
-            let outcome = if new.unsigned_abs() < batch {
-                part::cmpxchg(&self.deltas, current, new)
-            } else {
-                part::cmpxchg(&self.deltas, current, 0).inspect(|_| self.fold(new))
-            };
-            match outcome {
-                Ok(_) => return,
+            let keep = (new as u64).wrapping_add(self.below) <= self.span;
+            let stays = new & -i64::from(keep);
+            match part::cmpxchg(&self.deltas, current, stays) {
+                Ok(_) => {
+                    if stays != new {
+                        self.fold(new);
+                    }
+                    return;
+                }
                 Err(actual) => current = actual,
             }
         }
@@ -284,7 +292,7 @@ impl core::fmt::Debug for BatchedCounter {
         f.debug_struct("BatchedCounter")
             .field("read", &self.read())
             .field("sum", &self.sum())
-            .field("batch", &self.batch)
+            .field("batch", &self.batch())
             .finish()
     }
 }

@@ -40,7 +40,8 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
-use criterion::{Criterion, SamplingMode, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use percpu::stats::{StatsCell, StatsStatic};
 use percpu_alloc::{BatchedCounter, GlobalAllocSource, PerCpu, PerCpuCounter, PerCpuStats};
 use shared::{access_group, batched, CPUS};
@@ -200,24 +201,9 @@ fn counting(c: &mut Criterion) {
         group.throughput(Throughput::Elements(INCREMENTS));
         // The mutex takes milliseconds per iteration under contention.
         group.sampling_mode(SamplingMode::Flat).sample_size(20);
-        group.bench_function("percpu_counter", |b| {
-            b.iter_custom(|iters| {
-                let before = counter.sum();
-                let time = contend(threads, iters, &host_cpus, &|| counter.inc());
-                let added = (iters * INCREMENTS) as i64 * threads as i64;
-                assert_eq!(counter.sum().wrapping_sub(before), added);
-                time
-            })
-        });
-        group.bench_function("batched_counter", |b| {
-            b.iter_custom(|iters| {
-                let before = batched.sum();
-                let time = contend(threads, iters, &host_cpus, &|| batched.inc());
-                let added = (iters * INCREMENTS) as i64 * threads as i64;
-                assert_eq!(batched.sum().wrapping_sub(before), added);
-                time
-            })
-        });
+        let run = (threads, host_cpus.as_slice());
+        exact_counting(&mut group, run, "percpu_counter", &counter);
+        exact_counting(&mut group, run, "batched_counter", &batched);
         group.bench_function("atomic_shared", |b| {
             b.iter_custom(|iters| {
                 contend(threads, iters, &host_cpus, &|| {
@@ -234,6 +220,49 @@ fn counting(c: &mut Criterion) {
         });
         group.finish();
     }
+}
+
+/// A counter with an exact sum, for [`exact_counting`].
+trait Exact: Sync {
+    fn inc(&self);
+    fn sum(&self) -> i64;
+}
+
+impl Exact for PerCpuCounter {
+    fn inc(&self) {
+        self.inc()
+    }
+    fn sum(&self) -> i64 {
+        self.sum()
+    }
+}
+
+impl Exact for BatchedCounter {
+    fn inc(&self) {
+        self.inc()
+    }
+    fn sum(&self) -> i64 {
+        self.sum()
+    }
+}
+
+/// Benchmark `id` of a counting group: `counter` incremented by `threads` threads (pinned to
+/// `host_cpus`), checking that its sum grew by as much.
+fn exact_counting(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    (threads, host_cpus): (usize, &[usize]),
+    id: &str,
+    counter: &impl Exact,
+) {
+    group.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            let before = counter.sum();
+            let time = contend(threads, iters, host_cpus, &|| counter.inc());
+            let added = (iters * INCREMENTS) as i64 * threads as i64;
+            assert_eq!(counter.sum().wrapping_sub(before), added);
+            time
+        })
+    });
 }
 
 /// A driver's statistics, for `stats_1_thread` and `stats_2_threads`.

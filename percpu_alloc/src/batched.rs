@@ -190,17 +190,7 @@ impl BatchedCounter {
         self.node().total.fetch_add(amount, Ordering::Release);
     }
 
-    /// Adds one.
-    #[inline]
-    pub fn inc(&self) {
-        self.add(1);
-    }
-
-    /// Subtracts one.
-    #[inline]
-    pub fn dec(&self) {
-        self.add(-1);
-    }
+    crate::counter::inc_dec!();
 
     /// The approximate value: the shared total, one relaxed atomic load, within
     /// [`error_bound`](Self::error_bound) of [`sum`](Self::sum) when no add runs (see the type

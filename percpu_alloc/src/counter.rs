@@ -3,6 +3,24 @@
 use crate::part::{self, Part};
 use crate::AllocError;
 
+/// `inc` and `dec` of a counter type with `add(&self, i64)`.
+macro_rules! inc_dec {
+    () => {
+        /// Adds one.
+        #[inline]
+        pub fn inc(&self) {
+            self.add(1);
+        }
+
+        /// Subtracts one.
+        #[inline]
+        pub fn dec(&self) {
+            self.add(-1);
+        }
+    };
+}
+pub(crate) use inc_dec;
+
 /// A counter split across CPUs: [`add`](Self::add) changes this CPU's part with one guard-less
 /// read-modify-write (one instruction on x86_64); [`sum`](Self::sum) adds up every CPU's part.
 ///
@@ -30,17 +48,7 @@ impl PerCpuCounter {
         part::add(&self.parts, delta);
     }
 
-    /// Adds one.
-    #[inline]
-    pub fn inc(&self) {
-        self.add(1);
-    }
-
-    /// Subtracts one.
-    #[inline]
-    pub fn dec(&self) {
-        self.add(-1);
-    }
+    inc_dec!();
 
     /// CPU `cpu_id`'s part: what was added on that CPU, read with an atomic load.
     ///

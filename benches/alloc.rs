@@ -10,6 +10,14 @@
 //!   and iteration): each thread acting as its own CPU increments a `PerCpuCounter`
 //!   (`percpu_counter`), one shared `AtomicU64` with `fetch_add` (`atomic_shared`), or one
 //!   `Mutex<u64>` (`mutex`);
+//!   and, beside them, a `BatchedCounter` with the default batch (`batched_counter`);
+//! - groups `stats_1_thread`, `stats_2_threads` (ns per "packet" and thread, `INCREMENTS` per thread
+//!   and iteration): three fields of a per-CPU statistics struct incremented, through a
+//!   `percpu_alloc::PerCpuStats` handle (`percpu_stats_handle`) or a `#[def_percpu]` static
+//!   (`percpu_stats_static`), against one shared `AtomicU64` per field (`atomic_per_field`);
+//! - group `batched_read` (ns per read, `BATCH` per iteration): `BatchedCounter::read`
+//!   (`batched_counter_read`), its exact `sum` over the `CPUS` CPUs (`batched_counter_sum`), and a
+//!   relaxed `AtomicU64` load (`atomic_load`);
 //! - groups `alloc_free_<N>B` (ns per allocation and drop): a `PerCpu<[u8; N]>` (`percpu_alloc`)
 //!   against a `Box<[CachePadded<[u8; N]>]>` of `CPUS` slots (`cache_padded_box`);
 //! - groups `alloc_free_8B_<L>_live`: the 8-byte `PerCpu` allocation and drop with `L` other 8-byte
@@ -42,8 +50,12 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
-use criterion::{Criterion, SamplingMode, Throughput};
-use percpu_alloc::{GlobalAllocSource, PerCpu, PerCpuCell, PerCpuCounter};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use percpu::stats::{StatsCell, StatsStatic};
+use percpu_alloc::{
+    BatchedCounter, GlobalAllocSource, PerCpu, PerCpuCell, PerCpuCounter, PerCpuStats,
+};
 use shared::{access_group, batched, CPUS};
 
 /// What users write without per-CPU allocation: one slot per CPU, each on its own cache line(s).
@@ -202,8 +214,8 @@ fn contend(threads: usize, calls: u64, host_cpus: &[usize], op: &(impl Fn() + Sy
                     op();
                 }
                 barrier.wait();
-                // Before the thread ends: the next sample's threads register the same ids, and
-                // `thread::scope` returns before thread-local destructors (which would) run.
+                // Now, not at thread exit: `thread::scope` returns before thread-local destructors
+                // run, and the next measurement registers the same ids at once.
                 percpu::release_percpu_reg();
             });
         }
@@ -218,6 +230,7 @@ fn contend(threads: usize, calls: u64, host_cpus: &[usize], op: &(impl Fn() + Sy
 fn counting(c: &mut Criterion) {
     let host_cpus = allowed_cpus();
     let counter = PerCpuCounter::new().expect("alloc");
+    let batched = BatchedCounter::new().expect("alloc");
     let atomic = AtomicU64::new(0);
     let mutex = Mutex::new(0u64);
     for (threads, group) in runnable([(1, "count_1_thread"), (2, "count_2_threads")]) {
@@ -226,15 +239,9 @@ fn counting(c: &mut Criterion) {
         group.throughput(Throughput::Elements(INCREMENTS));
         // The mutex takes milliseconds per iteration under contention.
         group.sampling_mode(SamplingMode::Flat).sample_size(20);
-        group.bench_function("percpu_counter", |b| {
-            b.iter_custom(|iters| {
-                let before = counter.sum();
-                let time = contend(threads, iters * INCREMENTS, &host_cpus, &|| counter.inc());
-                let added = (iters * INCREMENTS) as i64 * threads as i64;
-                assert_eq!(counter.sum().wrapping_sub(before), added);
-                time
-            })
-        });
+        let run = (threads, host_cpus.as_slice());
+        exact_counting(&mut group, run, "percpu_counter", &counter);
+        exact_counting(&mut group, run, "batched_counter", &batched);
         group.bench_function("atomic_shared", |b| {
             b.iter_custom(|iters| {
                 contend(threads, iters * INCREMENTS, &host_cpus, &|| {
@@ -251,6 +258,121 @@ fn counting(c: &mut Criterion) {
         });
         group.finish();
     }
+}
+
+/// A counter with an exact sum, for [`exact_counting`].
+trait Exact: Sync {
+    fn inc(&self);
+    fn sum(&self) -> i64;
+}
+
+impl Exact for PerCpuCounter {
+    fn inc(&self) {
+        self.inc()
+    }
+    fn sum(&self) -> i64 {
+        self.sum()
+    }
+}
+
+impl Exact for BatchedCounter {
+    fn inc(&self) {
+        self.inc()
+    }
+    fn sum(&self) -> i64 {
+        self.sum()
+    }
+}
+
+/// Benchmark `id` of a counting group: `counter` incremented by `threads` threads (pinned to
+/// `host_cpus`), checking that its sum grew by as much.
+fn exact_counting(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    (threads, host_cpus): (usize, &[usize]),
+    id: &str,
+    counter: &impl Exact,
+) {
+    group.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            let before = counter.sum();
+            let time = contend(threads, iters, host_cpus, &|| counter.inc());
+            let added = (iters * INCREMENTS) as i64 * threads as i64;
+            assert_eq!(counter.sum().wrapping_sub(before), added);
+            time
+        })
+    });
+}
+
+/// A driver's statistics, for `stats_1_thread` and `stats_2_threads`.
+#[derive(percpu::PerCpuStats)]
+struct NetStats {
+    packets: u64,
+    bytes: u64,
+    errors: u64,
+}
+
+/// The statistics as a `#[def_percpu]` static.
+#[percpu::def_percpu]
+static NET: StatsCell<NetStats> = StatsCell::new();
+
+/// One "packet": the three fields of a statistics struct incremented.
+macro_rules! packet {
+    ($fields:expr) => {{
+        let fields = $fields;
+        fields.packets.inc();
+        fields.bytes.add(1500);
+        fields.errors.add(black_box(0));
+    }};
+}
+
+/// `stats_1_thread`, `stats_2_threads`: one packet per call, `INCREMENTS` per thread and iteration.
+fn stats(c: &mut Criterion) {
+    let host_cpus = allowed_cpus();
+    let handle = PerCpuStats::<NetStats>::new().expect("alloc");
+    let atomics: [AtomicU64; 3] = Default::default();
+    for (threads, group) in [(1, "stats_1_thread"), (2, "stats_2_threads")] {
+        let mut group = c.benchmark_group(group);
+        group.throughput(Throughput::Elements(INCREMENTS));
+        group.sampling_mode(SamplingMode::Flat).sample_size(20);
+        group.bench_function("percpu_stats_handle", |b| {
+            b.iter_custom(|iters| contend(threads, iters, &host_cpus, &|| packet!(handle.fields())))
+        });
+        group.bench_function("percpu_stats_static", |b| {
+            b.iter_custom(|iters| contend(threads, iters, &host_cpus, &|| packet!(NET.fields())))
+        });
+        group.bench_function("atomic_per_field", |b| {
+            b.iter_custom(|iters| {
+                contend(threads, iters, &host_cpus, &|| {
+                    atomics[0].fetch_add(1, Ordering::Relaxed);
+                    atomics[1].fetch_add(1500, Ordering::Relaxed);
+                    atomics[2].fetch_add(black_box(0), Ordering::Relaxed);
+                })
+            })
+        });
+        group.finish();
+    }
+}
+
+/// `batched_read`: the batched counter's approximate and exact values against an atomic load.
+fn batched_read(c: &mut Criterion) {
+    let counter = BatchedCounter::new().expect("alloc");
+    let atomic = AtomicU64::new(0);
+    let mut group = access_group(c, "batched_read");
+    batched(
+        &mut group,
+        "batched_counter_read",
+        &counter,
+        |counter, _| {
+            black_box(counter.read());
+        },
+    );
+    batched(&mut group, "batched_counter_sum", &counter, |counter, _| {
+        black_box(counter.sum());
+    });
+    batched(&mut group, "atomic_load", &atomic, |atomic, _| {
+        black_box(atomic.load(Ordering::Relaxed));
+    });
+    group.finish();
 }
 
 /// A `PerCpu<[u8; N]>` allocated and dropped.
@@ -421,6 +543,8 @@ fn main() {
     let mut c = shared::criterion();
     access(&mut c);
     counting(&mut c);
+    stats(&mut c);
+    batched_read(&mut c);
     alloc_free::<8>(&mut c);
     alloc_free::<64>(&mut c);
     alloc_free::<512>(&mut c);

@@ -181,6 +181,8 @@ mod init_error;
 mod primitive;
 pub mod raw;
 mod registration;
+mod static_var;
+pub mod stats;
 mod storage;
 mod template;
 
@@ -192,9 +194,10 @@ pub use area::{
 };
 pub use guard::{check_not_lent, AccessGuard};
 pub use init_error::InitError;
-pub use percpu_macros::def_percpu;
+pub use percpu_macros::{def_percpu, PerCpuStats};
 pub use primitive::{PerCpuInteger, PerCpuPrimitive};
 pub use registration::{init_percpu_reg, registered_cpu, release_percpu_reg, validate_this_cpu};
+pub use static_var::PerCpuStatic;
 pub use template::{offset_of_vma, vma_of_offset};
 
 /// Items used by the code that `#[def_percpu]` generates. Not a public API.

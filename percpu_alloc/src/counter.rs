@@ -1,13 +1,33 @@
 //! `PerCpuCounter`: a counter that CPUs update without atomics or locks, summed on demand.
 
-use core::sync::atomic::{AtomicI64, Ordering};
+use crate::part::{self, Part};
+use crate::AllocError;
 
-use crate::{AllocError, PerCpuCell};
+/// `inc` and `dec` of a counter type with `add(&self, i64)`.
+macro_rules! inc_dec {
+    () => {
+        /// Adds one.
+        #[inline]
+        pub fn inc(&self) {
+            self.add(1);
+        }
+
+        /// Subtracts one.
+        #[inline]
+        pub fn dec(&self) {
+            self.add(-1);
+        }
+    };
+}
+pub(crate) use inc_dec;
 
 /// A counter split across CPUs: [`add`](Self::add) changes this CPU's part with one guard-less
 /// read-modify-write (one instruction on x86_64); [`sum`](Self::sum) adds up every CPU's part.
+///
+/// A CPU that goes offline keeps its part, which [`sum`](Self::sum) still reads (it reads every
+/// possible CPU's): nothing needs folding, and a CPU that comes back counts on where it left off.
 pub struct PerCpuCounter {
-    parts: PerCpuCell<i64>,
+    parts: Part,
 }
 
 impl PerCpuCounter {
@@ -18,51 +38,32 @@ impl PerCpuCounter {
     /// See [`AllocError`].
     pub fn new() -> Result<Self, AllocError> {
         Ok(Self {
-            parts: PerCpuCell::new(0)?,
+            parts: part::zeroed()?,
         })
     }
 
     /// Adds `delta` (wrapping) to this CPU's part.
     #[inline]
     pub fn add(&self, delta: i64) {
-        self.parts.add_current(delta);
+        part::add(&self.parts, delta);
     }
 
-    /// Adds one.
-    #[inline]
-    pub fn inc(&self) {
-        self.add(1);
-    }
+    inc_dec!();
 
-    /// Subtracts one.
-    #[inline]
-    pub fn dec(&self) {
-        self.add(-1);
-    }
-
-    /// CPU `cpu_id`'s part: what was added on that CPU.
+    /// CPU `cpu_id`'s part: what was added on that CPU, read with an atomic load.
     ///
     /// # Panics
     ///
     /// If `cpu_id` is not below `percpu::cpu_count()`.
     pub fn per_cpu(&self, cpu_id: usize) -> i64 {
-        let count = percpu::cpu_count();
-        assert!(
-            cpu_id < count,
-            "percpu_alloc: CPU id {cpu_id} is out of range: {count} CPUs"
-        );
-        // SAFETY: in range; the part is an aligned i64 that is only ever updated by `add_current`, whose
-        // every architecture's sequence stores it single-copy atomically (one instruction, an atomic
-        // instruction or exclusive store, or, on 32-bit arm, `strexd` with interrupts off), and read
-        // here with an atomic load: reader and writer agree, nothing tears (no reference to a part is
-        // ever handed out).
-        unsafe { AtomicI64::from_ptr(self.parts.remote_ptr(cpu_id)).load(Ordering::Relaxed) }
+        part::remote_read(&self.parts, cpu_id)
     }
 
-    /// The exact sum of every CPU's part (wrapping). Updates that run concurrently may or may not be
-    /// counted; once they are done, the sum is exact.
+    /// The exact sum of every CPU's part (wrapping): every add that completed before the call is
+    /// counted, once; adds that run concurrently may or may not be. Once they are done, the sum is
+    /// exact.
     pub fn sum(&self) -> i64 {
-        (0..percpu::cpu_count()).fold(0i64, |sum, cpu| sum.wrapping_add(self.per_cpu(cpu)))
+        part::sum(&self.parts)
     }
 }
 

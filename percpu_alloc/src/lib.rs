@@ -119,6 +119,7 @@
 
 extern crate alloc;
 
+mod batched;
 mod cache;
 mod counter;
 mod cpu;
@@ -126,14 +127,20 @@ mod deferred;
 mod error;
 mod handle;
 mod object;
+pub mod offline;
 pub mod offset_alloc;
+mod part;
+mod percpu_stats;
 mod source;
 mod space;
 
+pub use batched::{BatchedCounter, DEFAULT_BATCH};
 pub use cache::{cached_bytes, drain_cache, CACHE_BYTES_PER_CLASS, CACHE_CLASSES, MAX_CACHED_SIZE};
 pub use counter::PerCpuCounter;
 pub use error::{AllocError, InitError};
 pub use handle::{alloc_percpu, alloc_percpu_atomic, PerCpu, PerCpuCell};
+pub use offline::cpu_offline;
+pub use percpu_stats::PerCpuStats;
 pub use source::ChunkSource;
 #[cfg(feature = "alloc")]
 pub use source::GlobalAllocSource;

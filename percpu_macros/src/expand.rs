@@ -84,6 +84,16 @@ pub fn expand(var: &PerCpuStatic, rt: &TokenStream, allow_non_send: bool) -> Tok
         #vis static #name: #wrapper = #wrapper { _private: () };
 
         #(#cfg_attrs)*
+        // SAFETY: `symbol_vma` is the static's VMA, which designates its `T` in every area for good.
+        unsafe impl #rt::PerCpuStatic for #wrapper {
+            type Value = #static_ty;
+            #[inline(always)]
+            fn vma(&self) -> usize {
+                self.symbol_vma()
+            }
+        }
+
+        #(#cfg_attrs)*
         impl #wrapper {
             /// The address of the variable's template in the `.percpu` section: the same on every CPU,
             /// and equal to [`offset`](Self::offset) unless the section has a non-zero address.
@@ -405,7 +415,7 @@ fn guard_less(
 }
 
 /// `tokens` with every span set to `span`, so that an error in code built from them points there.
-fn respan(tokens: &TokenStream, span: proc_macro2::Span) -> TokenStream {
+pub(crate) fn respan(tokens: &TokenStream, span: proc_macro2::Span) -> TokenStream {
     tokens
         .clone()
         .into_iter()

@@ -18,6 +18,7 @@ use proc_macro::TokenStream;
 mod args;
 mod expand;
 mod item;
+mod stats;
 
 /// Defines a per-CPU static variable: every CPU gets its own copy, initialized to `init`.
 ///
@@ -57,6 +58,28 @@ pub fn def_percpu(attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     match item::PerCpuStatic::from_item(item) {
         Ok(var) => expand::expand(&var, &args.runtime_path(), args.allow_non_send).into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+/// Derives `percpu::stats::StatsStruct` for a plain struct of integer fields, and generates
+/// `<Name>Fields<'a>`: the same field names, each a `percpu::stats::Field` whose operations (`add`,
+/// `sub`, `inc`) act on this CPU's copy of the field with one guard-less read-modify-write.
+///
+/// ```text
+/// #[derive(percpu::PerCpuStats)]
+/// pub struct NetStats { pub rx_packets: u64, pub rx_bytes: u64, pub errors: u32 }
+///
+/// #[percpu::def_percpu]
+/// static NET: percpu::stats::StatsCell<NetStats> = percpu::stats::StatsCell::new();
+/// ```
+///
+/// `#[percpu_stats(crate = path)]` names the `percpu` crate when it is reached through a re-export.
+/// See the documentation of `percpu::stats`.
+#[proc_macro_derive(PerCpuStats, attributes(percpu_stats))]
+pub fn derive_per_cpu_stats(input: TokenStream) -> TokenStream {
+    match syn::parse::<syn::DeriveInput>(input).and_then(stats::derive) {
+        Ok(tokens) => tokens.into(),
         Err(err) => err.to_compile_error().into(),
     }
 }

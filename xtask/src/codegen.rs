@@ -109,7 +109,7 @@ const fn ours(symbol: &'static str, label: &'static str, one_on_x86: bool) -> Pr
 }
 
 /// Every probe, in table order.
-const PROBES: [Probe; 53] = [
+const PROBES: [Probe; 57] = [
     shared("read_current_u8", "`read_current` u8", true),
     shared("read_current_u32", "`read_current` u32", true),
     shared("read_current_u64", "`read_current` u64", true),
@@ -260,6 +260,26 @@ const PROBES: [Probe; 53] = [
         "percpu_alloc_xor_u64",
         "`percpu_alloc::PerCpuCell<u64>::xor_current`, handle by `&`",
         "xor_current_u64",
+    ),
+    ours(
+        "batched_counter_add",
+        "`percpu_alloc::BatchedCounter::add`, counter by `&`",
+        false,
+    ),
+    ours(
+        "batched_counter_read",
+        "`percpu_alloc::BatchedCounter::read`, counter by `&`",
+        false,
+    ),
+    ours(
+        "stats_static_add",
+        "statistics field `add` (u64 at offset 8), `#[def_percpu]` static",
+        false,
+    ),
+    ours_only(
+        "stats_handle_add",
+        "statistics field `add` (u64 at offset 8), `percpu_alloc::PerCpuStats` by `&`",
+        "add_current_u64",
     ),
 ];
 

@@ -27,7 +27,7 @@ pub const STEPS: &[&str] = &[
     "cargo test --workspace",
     "cargo test -p percpu-workspace-tests --features preempt --test preempt",
     "cargo test -p percpu-workspace-tests --features sp-naive --test sp_naive",
-    "cargo test --release -p percpu-workspace-tests --test hosted_cpus --test hosted_interrupts --test alloc_cpus --test checked --test ops",
+    "cargo test --release -p percpu-workspace-tests --test hosted_cpus --test hosted_interrupts --test alloc_cpus --test checked --test ops --test alloc_atomic --test batched_counter --test percpu_stats",
     // Miri: the allocator core, and the runtime's plain-Rust paths with the checked tier (`sp-naive`),
     // under stacked and tree borrows.
     "cargo +nightly miri test -p percpu_alloc --lib",

@@ -2,7 +2,8 @@
 //! Never run: only compiled for the bare-metal targets.
 #![no_std]
 
-use percpu_alloc::{PerCpuCell, PerCpuCounter};
+use percpu::stats::{StatsCell, StatsStatic};
+use percpu_alloc::{BatchedCounter, PerCpuCell, PerCpuCounter, PerCpuStats};
 
 include!("../../probes.rs");
 
@@ -241,4 +242,46 @@ handle_rmw_probes! {
     and_current: raw_and_current_u64, percpu_alloc_and_u64, (value) -> ();
     or_current: raw_or_current_u64, percpu_alloc_or_u64, (value) -> ();
     xor_current: raw_xor_current_u64, percpu_alloc_xor_u64, (value) -> ();
+}
+
+/// `BatchedCounter::add` through `&BatchedCounter`: the count's guard-less add, then the delta's
+/// read and compare-and-swap loop (the fold into the total is out of line, `#[cold]`).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn batched_counter_add(counter: &BatchedCounter, value: i64) {
+    counter.add(value)
+}
+
+/// `BatchedCounter::read` through `&BatchedCounter`: the shared total's load.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn batched_counter_read(counter: &BatchedCounter) -> i64 {
+    counter.read()
+}
+
+/// A statistics struct of the probes.
+#[derive(percpu::PerCpuStats)]
+pub struct ProbeStats {
+    /// At offset 0.
+    pub packets: u64,
+    /// At offset 8.
+    pub bytes: u64,
+}
+
+#[def_percpu]
+static STATS: StatsCell<ProbeStats> = StatsCell::new();
+
+/// `STATS.fields().bytes.add(value)`: a field (at offset 8) of a `#[def_percpu]` statistics static.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn stats_static_add(value: u64) {
+    STATS.fields().bytes.add(value)
+}
+
+/// `stats.fields().bytes.add(value)`: a field (at offset 8) of a run-time allocated statistics
+/// struct, the handle by `&` (it holds every field's VMA).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn stats_handle_add(stats: &PerCpuStats<ProbeStats>, value: u64) {
+    stats.fields().bytes.add(value)
 }

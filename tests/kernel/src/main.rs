@@ -30,6 +30,7 @@ mod heap;
 mod link;
 #[cfg(feature = "preempt")]
 mod preempt;
+mod stats;
 mod suite;
 mod sync;
 mod vars;
@@ -70,6 +71,7 @@ pub fn on_timer_tick() {
     counters::on_timer_tick();
     checked::on_timer_tick();
     dynamic::on_timer_tick();
+    stats::on_timer_tick();
 }
 
 /// Set by the first failure: later ones (on other CPUs) stay silent.

@@ -412,6 +412,7 @@ fn run(cpu: usize, cpus: usize) -> ! {
     ));
 
     dynamic::run(cpu, cpus, barrier);
+    crate::stats::run(cpu, cpus, barrier);
 
     check_register(cpu, "after the suite");
     expect_eq(cpu, format_args!("CPU_ID"), CPU_ID.read_current(), cpu);

@@ -295,7 +295,7 @@ fn exact_counting(
     group.bench_function(id, |b| {
         b.iter_custom(|iters| {
             let before = counter.sum();
-            let time = contend(threads, iters, host_cpus, &|| counter.inc());
+            let time = contend(threads, iters * INCREMENTS, host_cpus, &|| counter.inc());
             let added = (iters * INCREMENTS) as i64 * threads as i64;
             assert_eq!(counter.sum().wrapping_sub(before), added);
             time
@@ -330,19 +330,27 @@ fn stats(c: &mut Criterion) {
     let host_cpus = allowed_cpus();
     let handle = PerCpuStats::<NetStats>::new().expect("alloc");
     let atomics: [AtomicU64; 3] = Default::default();
-    for (threads, group) in [(1, "stats_1_thread"), (2, "stats_2_threads")] {
+    for (threads, group) in runnable([(1, "stats_1_thread"), (2, "stats_2_threads")]) {
         let mut group = c.benchmark_group(group);
         group.throughput(Throughput::Elements(INCREMENTS));
         group.sampling_mode(SamplingMode::Flat).sample_size(20);
         group.bench_function("percpu_stats_handle", |b| {
-            b.iter_custom(|iters| contend(threads, iters, &host_cpus, &|| packet!(handle.fields())))
+            b.iter_custom(|iters| {
+                contend(threads, iters * INCREMENTS, &host_cpus, &|| {
+                    packet!(handle.fields())
+                })
+            })
         });
         group.bench_function("percpu_stats_static", |b| {
-            b.iter_custom(|iters| contend(threads, iters, &host_cpus, &|| packet!(NET.fields())))
+            b.iter_custom(|iters| {
+                contend(threads, iters * INCREMENTS, &host_cpus, &|| {
+                    packet!(NET.fields())
+                })
+            })
         });
         group.bench_function("atomic_per_field", |b| {
             b.iter_custom(|iters| {
-                contend(threads, iters, &host_cpus, &|| {
+                contend(threads, iters * INCREMENTS, &host_cpus, &|| {
                     atomics[0].fetch_add(1, Ordering::Relaxed);
                     atomics[1].fetch_add(1500, Ordering::Relaxed);
                     atomics[2].fetch_add(black_box(0), Ordering::Relaxed);

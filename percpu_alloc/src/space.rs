@@ -16,6 +16,12 @@
 //! chunk is needed and what metadata it takes; without the lock, obtain the chunk from the source and
 //! its metadata from the heap (fallibly); under the lock again, allocate if another CPU added room
 //! meanwhile (the new chunk then becomes a spare or goes back), else add the chunk and allocate.
+//! One CPU at a time obtains a chunk (it holds the [`GrowTicket`]): the others that find the space full
+//! wait, without the lock, until its chunk is added, then retry. Without that, CPUs that all found the
+//! space full would each ask the source for a chunk of a unit per possible CPU at once (hundreds of
+//! CPUs, hundreds of chunks) and exhaust it, where one chunk serves them all. The wait is bounded
+//! ([`GROWER_PATIENCE`]): a source may itself allocate per-CPU objects, and such a nested allocation
+//! would otherwise wait for its own caller; past the bound, a CPU obtains a chunk without the ticket.
 //! Releasing a free chunk likewise unlinks it under the lock and hands it back to the source, and its
 //! metadata to the heap, after unlocking, in task context only.
 //!
@@ -55,6 +61,32 @@ const DEFAULT_SPARE_CHUNKS: usize = 1;
 
 /// The system's dynamic per-CPU space, once [`init`] has run.
 static SPACE: SpinMutex<Option<Space>> = SpinMutex::new(None);
+
+/// Polls of the [`GrowTicket`] by a CPU that waits for it before it obtains a chunk without it.
+const GROWER_PATIENCE: usize = 1 << 22;
+
+/// Whether a CPU holds the [`GrowTicket`].
+static GROWING: AtomicBool = AtomicBool::new(false);
+
+/// The right to obtain a further chunk from the source: taken under the lock when the space is full,
+/// held without the lock while the chunk and its metadata are obtained, given back (dropped, also when
+/// obtaining fails or unwinds) once the chunk was added or given back to the source.
+struct GrowTicket;
+
+impl GrowTicket {
+    /// The ticket, unless another CPU holds it. Called with the lock held, so that one CPU takes it.
+    fn take(_locked: &Space) -> Option<Self> {
+        // Not `then_some(GrowTicket)`: its argument, built eagerly, would be dropped when another CPU
+        // holds the ticket, and give that CPU's ticket back.
+        (!GROWING.swap(true, Ordering::Acquire)).then(|| GrowTicket)
+    }
+}
+
+impl Drop for GrowTicket {
+    fn drop(&mut self) {
+        GROWING.store(false, Ordering::Release);
+    }
+}
 
 /// Whether [`needs_refill`] says so: kept up to date by every holder of the lock.
 static NEEDS_REFILL: AtomicBool = AtomicBool::new(false);
@@ -325,8 +357,9 @@ pub(crate) fn alloc(
             false => Err(AllocError::WouldBlock),
         };
     }
-    // A chunk obtained without the lock, waiting to be added.
+    // A chunk obtained without the lock, waiting to be added, and the right to obtain it.
     let mut obtained: Option<NewChunk> = None;
+    let (mut ticket, mut waited_out): (Option<GrowTicket>, bool) = (None, false);
     loop {
         let mut locked = Locked::new(Wait::Unbounded).map_err(|e| give_back(obtained.take(), e))?;
         let space = locked.space();
@@ -347,9 +380,16 @@ pub(crate) fn alloc(
                 return Ok(());
             }
             (false, Some(new)) => space.add(new),
-            (false, None) => Step::Obtain(space.grow_plan()),
+            (false, None) => space.grow(&mut ticket, waited_out),
         };
+        if !step.obtains() {
+            ticket = None;
+        }
         drop(locked);
+        if let Step::Wait = step {
+            waited_out = !wait_for_grower();
+            continue;
+        }
         obtained = step.run()?;
     }
 }
@@ -438,6 +478,7 @@ pub(crate) unsafe fn free_all(offsets: impl IntoIterator<Item = usize>) {
 /// interrupted this CPU's use of the allocator's lock.
 pub fn refill(spare_chunks: usize) -> Result<(), AllocError> {
     let mut obtained: Option<NewChunk> = None;
+    let (mut ticket, mut waited_out): (Option<GrowTicket>, bool) = (None, false);
     loop {
         let mut locked = Locked::new(Wait::Unbounded).map_err(|e| give_back(obtained.take(), e))?;
         let space = locked.space();
@@ -447,9 +488,16 @@ pub fn refill(spare_chunks: usize) -> Result<(), AllocError> {
         let step = match obtained.take() {
             Some(new) => space.add(new),
             None if space.offsets.free_chunks() >= spare_chunks => break,
-            None => Step::Obtain(space.grow_plan()),
+            None => space.grow(&mut ticket, waited_out),
         };
+        if !step.obtains() {
+            ticket = None;
+        }
         drop(locked);
+        if let Step::Wait = step {
+            waited_out = !wait_for_grower();
+            continue;
+        }
         obtained = step.run()?;
     }
     reclaim();
@@ -524,6 +572,21 @@ enum Step {
     Remeta(NewChunk, GrowPlan),
     /// Give back a chunk the core refused (the source broke its contract).
     Refused(Released),
+    /// Another CPU is obtaining a chunk: wait for it (without the lock, see [`wait_for_grower`]),
+    /// then try again.
+    Wait,
+}
+
+/// Waits until no CPU holds the [`GrowTicket`]; `false` if one still does after [`GROWER_PATIENCE`]
+/// polls. Task context, which may sleep, is never pinned to its CPU, so the holder makes progress.
+fn wait_for_grower() -> bool {
+    for _ in 0..GROWER_PATIENCE {
+        if !GROWING.load(Ordering::Relaxed) {
+            return true;
+        }
+        core::hint::spin_loop();
+    }
+    false
 }
 
 /// What growing needs, copied out of the locked space.
@@ -534,6 +597,11 @@ struct GrowPlan {
 }
 
 impl Step {
+    /// Whether the step obtains a chunk (so that its [`GrowTicket`] stays taken).
+    fn obtains(&self) -> bool {
+        matches!(self, Self::Obtain(_) | Self::Remeta(..))
+    }
+
     /// Does the step (without the lock); returns the chunk to add at the next attempt, if any.
     fn run(self) -> Result<Option<NewChunk>, AllocError> {
         match self {
@@ -556,6 +624,7 @@ impl Step {
                 release(Some(released));
                 Err(AllocError::SourceExhausted)
             }
+            Self::Wait => Ok(None),
         }
     }
 }
@@ -642,6 +711,20 @@ impl Space {
             self.atomic_failed || free_chunks < self.spare_chunks,
         );
         update(&SURPLUS, free_chunks > self.spare_chunks);
+    }
+
+    /// The step when the space is full: obtain a chunk with the [`GrowTicket`] (put into `ticket`),
+    /// or wait for the CPU that holds it, or obtain one without the ticket if this call `waited_out`
+    /// its holder already.
+    fn grow(&self, ticket: &mut Option<GrowTicket>, waited_out: bool) -> Step {
+        match GrowTicket::take(self) {
+            Some(taken) => {
+                *ticket = Some(taken);
+                Step::Obtain(self.grow_plan())
+            }
+            None if waited_out => Step::Obtain(self.grow_plan()),
+            None => Step::Wait,
+        }
     }
 
     /// What obtaining a further chunk takes.

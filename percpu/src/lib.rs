@@ -212,7 +212,7 @@ pub mod __priv {
     pub use crate::raw::{cmpxchg_result, remote_ptr};
     #[allow(deprecated)]
     pub use crate::storage::{
-        check_percpu_type, static_mut_has_no_effect, NotSendFallback, SendCheck,
+        check_integer, check_percpu_type, static_mut_has_no_effect, NotSendFallback, SendCheck,
     };
     pub use crate::template::offset_of_vma as offset_of;
     #[cfg(all(

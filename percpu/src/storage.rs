@@ -72,6 +72,12 @@ pub const fn check_percpu_type<T>() {
     );
 }
 
+/// Fails to compile unless `T` is an integer type: `#[def_percpu]` gives a static the integer methods
+/// when its type is spelled as an integer, which a type alias can fake (`type i8 = bool;`). Called as
+/// `const _: () = check_integer::<T>();`.
+#[doc(hidden)]
+pub const fn check_integer<T: crate::PerCpuInteger>() {}
+
 /// Called by `#[def_percpu]` for a `static mut`: its deprecation warning tells the user that `mut` has
 /// no effect (as in percpu 0.4, the generated variable and its methods are the same).
 #[doc(hidden)]

@@ -235,14 +235,16 @@ fn initialize(
     if cpu_count == 0 || !fits {
         return Err(InitError::InvalidCpuCount);
     }
+    // `SeqCst` with `freeze_areas`: either this initialization sees the areas frozen, or the freezer
+    // sees it under way and waits for it (a store-then-load on each side, as Dekker's algorithm).
     if INITIALIZING
-        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
         .is_err()
     {
         return Ok(0);
     }
     // Checked with the initialization flag held: a claim needs the layout, which waits for it.
-    if FROZEN.load(Ordering::Acquire) || crate::registration::any_claimed() {
+    if FROZEN.load(Ordering::SeqCst) || crate::registration::any_claimed() {
         INITIALIZING.store(false, Ordering::Release);
         return Err(InitError::InUse);
     }
@@ -291,12 +293,28 @@ pub unsafe fn write_percpu_reg(tp: usize) {
     unsafe { arch::write_reg(tp.wrapping_sub(template_vma())) }
 }
 
+/// [`freeze_areas`], then [`cpu_count`]: a count that stays true, for a CPU id checked against it
+/// and then used.
+pub(crate) fn frozen_cpu_count() -> usize {
+    freeze_areas();
+    cpu_count()
+}
+
 /// Declares the areas in use for good: from now on the initialization functions return
 /// [`InitError::InUse`]. Users of the layout that outlive any one CPU's registration call it (the
 /// `percpu_alloc` crate does when it is set up; the checked tier does on a remote access, whose
 /// reference lives as long as the program).
+///
+/// On return, the layout (`cpu_count()`, the area bases) is final: an initialization under way when
+/// it was called has finished. Readers of the layout whose results outlive the read (a reference to
+/// a remote copy, a CPU id checked against the count and then used) call it first.
 pub fn freeze_areas() {
-    if !FROZEN.load(Ordering::Relaxed) {
-        FROZEN.store(true, Ordering::Release);
+    if !FROZEN.load(Ordering::SeqCst) {
+        FROZEN.store(true, Ordering::SeqCst);
+    }
+    // An initialization that took its flag before the store above may still copy; one that takes it
+    // after sees the areas frozen.
+    while INITIALIZING.load(Ordering::SeqCst) {
+        core::hint::spin_loop();
     }
 }

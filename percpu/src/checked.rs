@@ -270,15 +270,21 @@ pub unsafe fn get<T, G: GuardFor<T>>(vma: usize, guard: &G) -> &T {
 #[doc(hidden)]
 #[inline]
 pub unsafe fn remote<'a, T: Sync>(vma: usize, cpu_id: usize) -> &'a T {
-    let count = crate::cpu_count();
+    check_remote_cpu(cpu_id);
+    // SAFETY: in range; `T: Sync` lets every CPU hold shared references at once; the caller vouches
+    // for `vma` and the lifetime.
+    unsafe { &*raw::remote_ptr::<T>(cpu_id, vma) }
+}
+
+/// Panics unless `cpu_id` is below the CPU count, which stays true: the areas are frozen first (an
+/// initialization in between would lay them out anew, and the id would designate memory elsewhere).
+#[inline]
+pub(crate) fn check_remote_cpu(cpu_id: usize) {
+    let count = crate::area::frozen_cpu_count();
     assert!(
         cpu_id < count,
         "percpu: CPU id {cpu_id} is out of range: {count} per-CPU areas are initialized"
     );
-    crate::freeze_areas();
-    // SAFETY: in range; `T: Sync` lets every CPU hold shared references at once; the caller vouches
-    // for `vma` and the lifetime.
-    unsafe { &*raw::remote_ptr::<T>(cpu_id, vma) }
 }
 
 /// Reads CPU `cpu_id`'s copy of the primitive at `vma` with an atomic load, which races with nothing:
@@ -296,11 +302,7 @@ pub unsafe fn remote<'a, T: Sync>(vma: usize, cpu_id: usize) -> &'a T {
 #[inline]
 pub unsafe fn remote_read<T: PerCpuPrimitive>(vma: usize, cpu_id: usize) -> T {
     use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
-    let count = crate::cpu_count();
-    assert!(
-        cpu_id < count,
-        "percpu: CPU id {cpu_id} is out of range: {count} per-CPU areas are initialized"
-    );
+    check_remote_cpu(cpu_id);
     // SAFETY: in range: an aligned `T` of an initialized area, read atomically at its own width.
     unsafe {
         let ptr = raw::remote_ptr::<u8>(cpu_id, vma);

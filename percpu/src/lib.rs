@@ -120,9 +120,10 @@
 //!   while the areas are in use ([`InitError::InUse`]): once a CPU registered (and until it released
 //!   its area), or once `percpu_alloc` was set up on them.
 //! - Every CPU calls [`init_percpu_reg`] before it touches per-CPU data. Debug builds check it on
-//!   every access, the checked tier on every guard; release builds do not check the one-instruction
-//!   accesses (doing so would double their cost): an unregistered CPU reaches whatever its register
-//!   designates. [`init_percpu_reg`] itself refuses an id that another CPU registered.
+//!   every access, the checked tier on every guard, hosted mode on every safe access; a kernel's
+//!   release builds do not check the one-instruction accesses (doing so would double their cost): an
+//!   unregistered CPU reaches whatever its register designates. [`init_percpu_reg`] itself refuses
+//!   an id that another CPU registered.
 //! - A value kept in a per-CPU static is used by the successive tasks of its CPU: give per-CPU statics
 //!   `Send` types. A static of another type compiles (as with 0.4) with a warning, which
 //!   `#[def_percpu(allow_non_send)]` silences for values that never leave their CPU; the checked tier
@@ -138,11 +139,9 @@
 //! program that links with a `percpu` 0.4 style script keeps its behaviour ([`init_in_place`] returns
 //! the areas the script reserves). A thread that did not register has `GS` base 0 (its accesses reach
 //! the template) or, if a registered thread spawned it, a copy of its parent's (Linux copies the base
-//! into a new thread: it would act as its parent's CPU): the checked tier refuses to run there and
-//! debug builds panic on every access, with a message saying so. In release builds the accesses of
-//! the 0.4 tier and of run-time allocated objects are not checked: from such a thread they reach the
-//! template or the parent's copies, and a run-time allocated object's address computed from a `GS`
-//! base of 0 lies outside every area. The register value `area base - template address` must be a
+//! into a new thread: it would act as its parent's CPU): every safe access panics there, in every
+//! build, with a message saying so (release builds compare the area's claim with the thread's token:
+//! two instructions and a branch). The register value `area base - template address` must be a
 //! canonical user address, which holds for areas on the heap of an ordinary (dynamically linked)
 //! executable.
 //!

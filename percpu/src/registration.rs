@@ -86,6 +86,43 @@ fn my_token() -> usize {
     tls
 }
 
+/// Hosted mode (x86_64 Linux), in every build: panics unless this thread registered the area its
+/// `GS` base designates. A thread that did not would reach the template (`GS` base 0) or share its
+/// parent's copies with it (Linux copies the base into a new thread): a data race, or writes outside
+/// every area. Two instructions and a branch: the claim in the area against the thread's token.
+/// Kernels check in debug builds only ([`check_not_lent`](crate::check_not_lent)): registering every
+/// CPU before use is the kernel's part there. (Debug builds validate fully instead.)
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub(crate) fn check_hosted_thread() {
+    #[cfg(all(
+        target_arch = "x86_64",
+        not(target_os = "none"),
+        not(feature = "sp-naive")
+    ))]
+    {
+        // SAFETY: `GS` designates an initialized area or the template, both holding `OWNER`.
+        let owner = unsafe { raw::read_current::<usize>(OWNER.symbol_vma()) };
+        if owner != my_token() {
+            unregistered_thread();
+        }
+    }
+}
+
+/// The panic of [`check_hosted_thread`], out of line.
+#[cfg(all(
+    target_arch = "x86_64",
+    not(target_os = "none"),
+    not(feature = "sp-naive"),
+    not(debug_assertions)
+))]
+#[cold]
+#[inline(never)]
+fn unregistered_thread() -> ! {
+    validate_this_cpu();
+    unreachable!("percpu: this thread's registration was invalid a moment ago")
+}
+
 /// The claim token of CPU `cpu`: the register value that designates its area.
 #[cfg(not(all(
     target_arch = "x86_64",

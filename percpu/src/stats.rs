@@ -247,11 +247,7 @@ impl<S: StatsStruct> CopyReader<'_, S> {
 ///
 /// `vma` designates a [`StatsCell<S>`] in every per-CPU area.
 pub unsafe fn copy_at<S: StatsStruct>(vma: usize, cpu_id: usize) -> S {
-    let count = crate::cpu_count();
-    assert!(
-        cpu_id < count,
-        "percpu: CPU id {cpu_id} is out of range: {count} per-CPU areas are initialized"
-    );
+    crate::checked::check_remote_cpu(cpu_id);
     let mut copy = S::ZERO;
     // SAFETY: in range; the caller vouches for `vma`.
     unsafe { add_copy(&mut copy, vma, cpu_id) };
@@ -266,8 +262,9 @@ pub unsafe fn copy_at<S: StatsStruct>(vma: usize, cpu_id: usize) -> S {
 /// `vma` designates a [`StatsCell<S>`] in every per-CPU area.
 pub unsafe fn sum_at<S: StatsStruct>(vma: usize) -> S {
     let mut sum = S::ZERO;
-    for cpu in 0..crate::cpu_count() {
-        // SAFETY: every CPU below `cpu_count()`; the caller vouches for `vma`.
+    // Frozen first: an initialization in between would lay the areas out anew.
+    for cpu in 0..crate::area::frozen_cpu_count() {
+        // SAFETY: every CPU below the final `cpu_count()`; the caller vouches for `vma`.
         unsafe { add_copy(&mut sum, vma, cpu) };
     }
     sum

@@ -45,8 +45,14 @@ pub(crate) unsafe fn free(offset: usize, layout: Layout) {
 /// The offset of a zero-sized object aligned to `align`: `align` itself, which is aligned and not null
 /// in every CPU's area as long as `align` is at most [`max_align`](crate::max_align) (a page, or less
 /// when the base or the stride of the areas is less aligned). Needs no memory, and no
-/// [`init`](crate::init).
+/// [`init`](crate::init), but initialized areas, which it freezes (`percpu::freeze_areas`) as `init`
+/// does: the object has a copy on every CPU of the count it was built with, which must stay the count
+/// that its `Drop` and `iter_mut` see.
 fn zero_sized(align: usize) -> Result<usize, AllocError> {
+    if percpu::cpu_count() == 0 {
+        return Err(AllocError::NotInitialized);
+    }
+    percpu::freeze_areas();
     let stride = percpu::percpu_area_stride();
     // `sp-naive` has no areas (stride 0, area base 0): any alignment up to a page serves.
     let areas = percpu::percpu_area_base(0) | stride;

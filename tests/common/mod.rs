@@ -26,6 +26,15 @@ pub fn cpus() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Initializes twice as many areas as [`cpus`] on new memory: what a re-initialization returns.
+pub fn init_again() -> Result<usize, percpu::InitError> {
+    let layout = percpu::percpu_area_layout_with_reserve(2 * CPUS, RESERVE);
+    // SAFETY: a non-zero-sized layout; leaked: areas may be used for the rest of the process.
+    let base = unsafe { std::alloc::alloc_zeroed(layout) };
+    assert!(!base.is_null());
+    percpu::init_with_reserve(base, 2 * CPUS, RESERVE)
+}
+
 /// Runs `body(cpu, barrier)` on `CPUS` threads at once, thread `cpu` acting as CPU `cpu`. A caller
 /// acting as a CPU (see [`as_cpu_zero`]) hands its id over for the time being: one thread per CPU.
 pub fn on_each_cpu<F>(body: F)

@@ -264,7 +264,12 @@ fn xchg_sequences(c: &mut Criterion, vma: usize) {
 /// `init_4_areas`: `percpu::init` against copying the same bytes into another 4 areas.
 fn init(c: &mut Criterion, base: *mut u8, layout: std::alloc::Layout) {
     let mut group = c.benchmark_group("init_4_areas");
+    // This thread hands CPU 0 back while it measures: a registered CPU makes `init` refuse
+    // (`InitError::InUse`), which would measure the refusal.
+    percpu::release_percpu_reg();
+    assert!(percpu::init(base, CPUS).is_ok(), "the areas are in use");
     shared::init(&mut group, "percpu", base);
+    percpu::init_percpu_reg(0);
     let size = percpu::percpu_area_size();
     let stride = layout.size() / CPUS;
     let source = vec![1u8; size];

@@ -86,6 +86,20 @@ fn my_token() -> usize {
     tls
 }
 
+/// Hosted mode: whether this thread claimed the area its `GS` base designates. The base is some area,
+/// or 0 (the template) for a thread that never registered; both are readable, and hold `OWNER`.
+#[cfg(all(
+    target_arch = "x86_64",
+    not(target_os = "none"),
+    not(feature = "sp-naive")
+))]
+#[inline(always)]
+fn claimed_by_this_thread() -> bool {
+    // SAFETY: `GS` designates an initialized area or the template, both holding `OWNER`.
+    let owner = unsafe { raw::read_current::<usize>(OWNER.symbol_vma()) };
+    owner == my_token()
+}
+
 /// Hosted mode (x86_64 Linux), in every build: panics unless this thread registered the area its
 /// `GS` base designates. A thread that did not would reach the template (`GS` base 0) or share its
 /// parent's copies with it (Linux copies the base into a new thread): a data race, or writes outside
@@ -100,12 +114,8 @@ pub(crate) fn check_hosted_thread() {
         not(target_os = "none"),
         not(feature = "sp-naive")
     ))]
-    {
-        // SAFETY: `GS` designates an initialized area or the template, both holding `OWNER`.
-        let owner = unsafe { raw::read_current::<usize>(OWNER.symbol_vma()) };
-        if owner != my_token() {
-            unregistered_thread();
-        }
+    if !claimed_by_this_thread() {
+        unregistered_thread();
     }
 }
 
@@ -148,11 +158,7 @@ pub(crate) fn this_cpu() -> Result<usize, &'static str> {
         not(feature = "sp-naive")
     ))]
     {
-        // The register is this thread's `GS` base: some area, or 0 (the template) for a thread that
-        // never registered; both are readable. The area is ours only if we claimed it.
-        // SAFETY: `GS` designates an initialized area or the template, both holding `OWNER`.
-        let owner = unsafe { raw::read_current::<usize>(OWNER.symbol_vma()) };
-        if owner != my_token() {
+        if !claimed_by_this_thread() {
             return Err(
                 "this thread did not call `init_percpu_reg` (a spawned thread inherits its \
                         parent's `GS` base, not its CPU)",

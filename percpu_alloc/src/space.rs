@@ -359,7 +359,7 @@ pub(crate) fn alloc(
     }
     // A chunk obtained without the lock, waiting to be added, and the right to obtain it.
     let mut obtained: Option<NewChunk> = None;
-    let (mut ticket, mut waited_out): (Option<GrowTicket>, bool) = (None, false);
+    let mut growth = Growth::default();
     loop {
         let mut locked = Locked::new(Wait::Unbounded).map_err(|e| give_back(obtained.take(), e))?;
         let space = locked.space();
@@ -380,17 +380,9 @@ pub(crate) fn alloc(
                 return Ok(());
             }
             (false, Some(new)) => space.add(new),
-            (false, None) => space.grow(&mut ticket, waited_out),
+            (false, None) => space.grow(&mut growth),
         };
-        if !step.obtains() {
-            ticket = None;
-        }
-        drop(locked);
-        if let Step::Wait = step {
-            waited_out = !wait_for_grower();
-            continue;
-        }
-        obtained = step.run()?;
+        obtained = growth.finish(step, locked)?;
     }
 }
 
@@ -478,7 +470,7 @@ pub(crate) unsafe fn free_all(offsets: impl IntoIterator<Item = usize>) {
 /// interrupted this CPU's use of the allocator's lock.
 pub fn refill(spare_chunks: usize) -> Result<(), AllocError> {
     let mut obtained: Option<NewChunk> = None;
-    let (mut ticket, mut waited_out): (Option<GrowTicket>, bool) = (None, false);
+    let mut growth = Growth::default();
     loop {
         let mut locked = Locked::new(Wait::Unbounded).map_err(|e| give_back(obtained.take(), e))?;
         let space = locked.space();
@@ -488,17 +480,9 @@ pub fn refill(spare_chunks: usize) -> Result<(), AllocError> {
         let step = match obtained.take() {
             Some(new) => space.add(new),
             None if space.offsets.free_chunks() >= spare_chunks => break,
-            None => space.grow(&mut ticket, waited_out),
+            None => space.grow(&mut growth),
         };
-        if !step.obtains() {
-            ticket = None;
-        }
-        drop(locked);
-        if let Step::Wait = step {
-            waited_out = !wait_for_grower();
-            continue;
-        }
-        obtained = step.run()?;
+        obtained = growth.finish(step, locked)?;
     }
     reclaim();
     Ok(())
@@ -577,6 +561,30 @@ enum Step {
     Wait,
 }
 
+/// An allocation's or a refill's part in growing: the [`GrowTicket`] while it obtains a chunk, and
+/// whether it already waited [`GROWER_PATIENCE`] for another holder.
+#[derive(Default)]
+struct Growth {
+    ticket: Option<GrowTicket>,
+    waited_out: bool,
+}
+
+impl Growth {
+    /// Ends an attempt: keeps the ticket only for a step that obtains a chunk, unlocks, then waits
+    /// for the holder of the ticket or does the step; returns the chunk to add at the next attempt.
+    fn finish(&mut self, step: Step, locked: Locked) -> Result<Option<NewChunk>, AllocError> {
+        if !step.obtains() {
+            self.ticket = None;
+        }
+        drop(locked);
+        if let Step::Wait = step {
+            self.waited_out = !wait_for_grower();
+            return Ok(None);
+        }
+        step.run()
+    }
+}
+
 /// Waits until no CPU holds the [`GrowTicket`]; `false` if one still does after [`GROWER_PATIENCE`]
 /// polls. Task context, which may sleep, is never pinned to its CPU, so the holder makes progress.
 fn wait_for_grower() -> bool {
@@ -624,6 +632,7 @@ impl Step {
                 release(Some(released));
                 Err(AllocError::SourceExhausted)
             }
+            // Done by `Growth::finish`.
             Self::Wait => Ok(None),
         }
     }
@@ -713,16 +722,16 @@ impl Space {
         update(&SURPLUS, free_chunks > self.spare_chunks);
     }
 
-    /// The step when the space is full: obtain a chunk with the [`GrowTicket`] (put into `ticket`),
-    /// or wait for the CPU that holds it, or obtain one without the ticket if this call `waited_out`
-    /// its holder already.
-    fn grow(&self, ticket: &mut Option<GrowTicket>, waited_out: bool) -> Step {
+    /// The step when the space is full: obtain a chunk with the [`GrowTicket`] (put into `growth`),
+    /// or wait for the CPU that holds it, or obtain one without the ticket if `growth` waited out its
+    /// holder already.
+    fn grow(&self, growth: &mut Growth) -> Step {
         match GrowTicket::take(self) {
             Some(taken) => {
-                *ticket = Some(taken);
+                growth.ticket = Some(taken);
                 Step::Obtain(self.grow_plan())
             }
-            None if waited_out => Step::Obtain(self.grow_plan()),
+            None if growth.waited_out => Step::Obtain(self.grow_plan()),
             None => Step::Wait,
         }
     }

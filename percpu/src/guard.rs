@@ -140,12 +140,16 @@ mod borrow {
     /// Runs `f` on this CPU's stack, with local interrupts disabled so that no handler touches it
     /// meanwhile (an interrupt handler's own calls complete before it returns).
     fn with_stack<R>(f: impl FnOnce(&mut Stack) -> R) -> R {
-        crate::arch::with_irqs_off(|| {
-            // SAFETY: with interrupts off, nothing else on this CPU runs until the reference is
-            // dropped, and no other CPU uses this CPU's copy; the stack is only ever reached through
-            // this function.
-            f(unsafe { BORROWED.current_ref_mut_raw() })
-        })
+        // SAFETY: `f` gets a reference bound to the closure; nothing in it relies on interrupts
+        // staying off after it returns.
+        unsafe {
+            crate::arch::with_irqs_off(|| {
+                // SAFETY: with interrupts off, nothing else on this CPU runs until the reference is
+                // dropped, and no other CPU uses this CPU's copy; the stack is only ever reached
+                // through this function.
+                f(BORROWED.current_ref_mut_raw())
+            })
+        }
     }
 
     /// Panics if this CPU lends out the data at `vma`; `what` names the offending access.

@@ -183,7 +183,7 @@ impl Rmw {
 #[doc(hidden)]
 #[inline(always)]
 pub unsafe fn rmw_irqsave<T: PerCpuPrimitive>(ptr: impl FnOnce() -> *mut T, op: Rmw) -> T {
-    with_irqs_off(|| {
+    let body = || {
         let ptr = ptr();
         // SAFETY: the caller's pointer to a `T`; with interrupts off nothing else on this CPU touches
         // it.
@@ -195,13 +195,21 @@ pub unsafe fn rmw_irqsave<T: PerCpuPrimitive>(ptr: impl FnOnce() -> *mut T, op: 
         }
         // SAFETY: loaded from a location holding a `T`.
         unsafe { T::from_bits(old) }
-    })
+    };
+    // SAFETY: the closure returns only the loaded value.
+    unsafe { with_irqs_off(body) }
 }
 
 /// Runs `f` with local interrupts disabled; restores them when `f` returns or unwinds.
+///
+/// # Safety
+///
+/// As [`LocalIrqsOff::new`](crate::raw::LocalIrqsOff::new): nothing that relies on interrupts staying
+/// off (a checked-tier `IrqGuard`, or a reference it lent) outlives `f`, since the state is restored
+/// when `f` returns. (A safe version let an `IrqGuard` escape the closure: an outside review.)
 #[doc(hidden)]
 #[inline(always)]
-pub fn with_irqs_off<R>(f: impl FnOnce() -> R) -> R {
+pub unsafe fn with_irqs_off<R>(f: impl FnOnce() -> R) -> R {
     let _irqs_off = IrqsOff::new();
     f()
 }

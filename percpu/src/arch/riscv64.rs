@@ -112,6 +112,7 @@ macro_rules! __percpu_access {
     (cmpxchg, $T:ty, vma $vma:expr, $current:expr, $new:expr) => {{
         let (vma, op) = ($vma, $crate::__percpu_rmw_op!(cmpxchg, $T, $current, $new));
         match ::core::mem::size_of::<$T>() {
+            // SAFETY (for the caller's `unsafe`): the closure returns only the previous value.
             4 | 8 => $crate::__priv::with_irqs_off(|| {
                 $crate::__priv::rmw_atomic::<$T>($crate::__percpu_access!(ptr, $T, vma vma), op)
             }),

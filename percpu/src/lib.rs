@@ -175,6 +175,7 @@
 mod arch;
 mod area;
 pub mod checked;
+mod define;
 mod guard;
 mod init_error;
 mod primitive;

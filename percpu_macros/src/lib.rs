@@ -4,12 +4,13 @@
 //!
 //! The attribute is deliberately thin. It checks the item, then emits
 //!
-//! - the storage: `percpu::__percpu_storage! { static __PERCPU_<NAME>: T = init; }`, which the
-//!   runtime expands into a `static mut` in the `.percpu` template section (or a plain global in
-//!   `sp-naive` mode);
-//! - a zero-sized wrapper type `<NAME>_WRAPPER` and the static `<NAME>` of that type, whose methods
-//!   call the runtime's accessors (`percpu::__percpu_access!` for the forms that need the symbol
-//!   in an instruction operand, `percpu::__priv::*` functions for the rest).
+//! - `percpu::__percpu_define! { .. }`: the runtime's `macro_rules!`, which defines the storage (a
+//!   `static mut` in the `.percpu` template section, or a plain global in `sp-naive` mode), a
+//!   zero-sized wrapper type `<NAME>_WRAPPER` and the static `<NAME>` of that type with its methods.
+//!   Every `unsafe` block lives there and reaches the runtime through `$crate`, never through the
+//!   path this attribute was given (which its user controls);
+//! - compile-time checks of the type (alignment, integer spelling, `Send`, `static mut`), which
+//!   contain no `unsafe`.
 //!
 //! All architecture and feature knowledge lives in the runtime crate, so this crate has no features.
 

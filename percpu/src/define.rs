@@ -313,3 +313,64 @@ macro_rules! __percpu_define {
         }
     };
 }
+
+/// `#[derive(PerCpuStats)]`'s expansion: the `<Name>Fields<'a>` struct and the `StatsStruct`
+/// implementation, whose `unsafe` parts reach the runtime through `$crate` (as for
+/// [`__percpu_define!`]). Each field comes with its `#[cfg]` attributes, then its documentation.
+/// Not for direct use.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __percpu_stats_define {
+    (
+        doc: $doc:literal,
+        $vis:vis struct $name:ident => $fields_name:ident {
+            $( [$(#[$cfg:meta])*] [$(#[$field_doc:meta])*] $field_vis:vis $field:ident: $ty:ty, )*
+        }
+    ) => {
+        #[doc = $doc]
+        #[derive(Clone, Copy)]
+        $vis struct $fields_name<'a> {
+            $(
+                $(#[$cfg])*
+                $(#[$field_doc])*
+                $field_vis $field: $crate::stats::Field<'a, $ty>,
+            )*
+        }
+
+        // SAFETY: generated from the struct's own fields: every field is a `PerCpuInteger` (the bound
+        // of `Field`) that the target loads atomically (`check_field`, which the derive emits at each
+        // field's type, where its error points); `ZERO` sets each to 0; each
+        // `Field` and each read uses the field's own offset and type.
+        unsafe impl $crate::stats::StatsStruct for $name {
+            const ZERO: Self = Self { $( $(#[$cfg])* $field: 0, )* };
+
+            type Fields<'a> = $fields_name<'a>;
+
+            #[inline(always)]
+            unsafe fn __fields<'a>(vma: usize) -> $fields_name<'a> {
+                // SAFETY: `vma` designates a `StatsCell<Self>` for `'a` (the caller's contract), and
+                // each field of that type lies at its offset.
+                unsafe {
+                    $fields_name {
+                        $(
+                            $(#[$cfg])*
+                            $field: $crate::stats::Field::__at(
+                                vma,
+                                ::core::mem::offset_of!(Self, $field),
+                            ),
+                        )*
+                    }
+                }
+            }
+
+            #[inline]
+            fn __add_copy(&mut self, copy: &$crate::stats::CopyReader<'_, Self>) {
+                $(
+                    $(#[$cfg])*
+                    // SAFETY: the field of that type lies at its offset.
+                    unsafe { copy.add_to(&mut self.$field, ::core::mem::offset_of!(Self, $field)) };
+                )*
+            }
+        }
+    };
+}

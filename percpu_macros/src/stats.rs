@@ -1,6 +1,6 @@
 //! `#[derive(PerCpuStats)]`: checks that the item is a non-generic struct with named fields, and emits
-//! the `<Name>Fields<'a>` struct and the `percpu::stats::StatsStruct` implementation, whose bodies are
-//! one call into the runtime (`percpu::stats`) per field.
+//! one call of the runtime's `__percpu_stats_define!`, which defines the `<Name>Fields<'a>` struct and
+//! the `percpu::stats::StatsStruct` implementation.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -45,79 +45,39 @@ pub fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
     let name = &input.ident;
     let vis = &input.vis;
     let fields_name = format_ident!("{name}Fields");
-    let mut view = Vec::new();
-    let mut zero = Vec::new();
-    let mut at = Vec::new();
-    let mut add = Vec::new();
-    let mut checks = Vec::new();
-    for field in fields {
-        let (ident, ty, field_vis) = (field.ident.as_ref().expect("named"), &field.ty, &field.vis);
-        let cfgs: Vec<&Attribute> = field.attrs.iter().filter(|a| is_cfg(a)).collect();
-        let docs: Vec<&Attribute> = field
-            .attrs
-            .iter()
-            .filter(|a| a.path().is_ident("doc"))
-            .collect();
-        let heading = format!("`{ident}`: this CPU's copy of the field.");
-        // Reported at the field's type, as every error that comes from it.
-        let span = ty.span();
-        let rt = crate::expand::respan(&rt, span);
-        view.push(quote_spanned! {span=>
-            #(#cfgs)*
-            #[doc = #heading]
-            #[doc = ""]
-            #(#docs)*
-            #field_vis #ident: #rt::stats::Field<'a, #ty>
-        });
-        zero.push(quote_spanned!(span=> #(#cfgs)* #ident: 0));
-        at.push(quote_spanned! {span=>
-            #(#cfgs)*
-            #ident: #rt::stats::Field::__at(vma, ::core::mem::offset_of!(Self, #ident))
-        });
-        add.push(quote_spanned! {span=>
-            #(#cfgs)*
-            copy.add_to(&mut self.#ident, ::core::mem::offset_of!(Self, #ident));
-        });
-        checks.push(quote_spanned! {span=>
+    // At each field's type, where an error about it points.
+    let checks = fields.iter().map(|field| {
+        let (ty, cfgs) = (&field.ty, field.attrs.iter().filter(|a| is_cfg(a)));
+        let rt = crate::expand::respan(&rt, ty.span());
+        quote_spanned! {ty.span()=>
             #(#cfgs)*
             const _: () = #rt::stats::check_field::<#ty>();
-        });
-    }
+        }
+    });
+    let fields = fields.iter().map(|field| {
+        let (ident, ty, field_vis) = (field.ident.as_ref().expect("named"), &field.ty, &field.vis);
+        let cfgs = field.attrs.iter().filter(|a| is_cfg(a));
+        let docs = field.attrs.iter().filter(|a| a.path().is_ident("doc"));
+        let heading = format!("`{ident}`: this CPU's copy of the field.");
+        quote! {
+            [#(#cfgs)*] [#[doc = #heading] #[doc = ""] #(#docs)*] #field_vis #ident: #ty,
+        }
+    });
     let doc = format!(
         "The fields of [`{name}`] kept per CPU (`#[derive(PerCpuStats)]`): each one's operations act on \
          this CPU's copy of the field."
     );
-
+    // Everything with `unsafe` comes from the runtime's macro, which reaches the runtime through
+    // `$crate`, never through `rt` (a path the user controls): see `percpu::__percpu_define!`.
     Ok(quote! {
-        #[doc = #doc]
-        #[derive(Clone, Copy)]
-        #vis struct #fields_name<'a> {
-            #(#view,)*
+        #rt::__percpu_stats_define! {
+            doc: #doc,
+            #vis struct #name => #fields_name {
+                #(#fields)*
+            }
         }
 
         #(#checks)*
-
-        // SAFETY: generated from the struct's own fields: every field is a `PerCpuInteger` (the bound
-        // of `Field`) that the target loads atomically (`check_field`); `ZERO` sets each to 0; each
-        // `Field` and each read uses the field's own offset and type.
-        unsafe impl #rt::stats::StatsStruct for #name {
-            const ZERO: Self = Self { #(#zero,)* };
-
-            type Fields<'a> = #fields_name<'a>;
-
-            #[inline(always)]
-            unsafe fn __fields<'a>(vma: usize) -> #fields_name<'a> {
-                // SAFETY: `vma` designates a `StatsCell<Self>` for `'a` (the caller's contract), and
-                // each field of that type lies at its offset.
-                unsafe { #fields_name { #(#at,)* } }
-            }
-
-            #[inline]
-            fn __add_copy(&mut self, copy: &#rt::stats::CopyReader<'_, Self>) {
-                // SAFETY: each field of that type lies at its offset.
-                unsafe { #(#add)* }
-            }
-        }
     })
 }
 

@@ -923,7 +923,7 @@ fn render_goals(report: &mut String, results: &Results) {
 /// legend below, written as SVG to `path`.
 fn draw_chart(path: &Path, results: &Results, panels: &[(&Table, bool)]) -> Result<(), String> {
     let error = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", path.display());
-    let root = SVGBackend::new(path, (1200, 520)).into_drawing_area();
+    let root = SVGBackend::new(path, (1200, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| error(&e))?;
     let (plots, legend) = root.split_vertically(440);
     // Each panel as wide as its bars, and its axis.

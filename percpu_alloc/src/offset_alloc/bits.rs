@@ -110,8 +110,14 @@ mod tests {
 
     #[test]
     fn run_starts_matches_naive() {
+        // Under Miri, fewer lengths: the naive reference takes most of its time.
+        let lengths: &[usize] = if cfg!(miri) {
+            &[1, 5, 32, 64]
+        } else {
+            &[1, 2, 3, 5, 8, 17, 32, 63, 64]
+        };
         for free in sample_words() {
-            for n in [1, 2, 3, 5, 8, 17, 32, 63, 64] {
+            for &n in lengths {
                 let expected = (0..WORD_BITS)
                     .filter(|&p| naive_run_at(free, p) >= n)
                     .fold(0u64, |acc, p| acc | 1 << p);

@@ -58,8 +58,9 @@ macro_rules! __percpu_define {
         }
 
         $(#[$cfg])*
-        // The methods a program does not call are no dead code of its own.
-        #[allow(dead_code)]
+        // The methods a program does not call are no dead code of its own; in `sp-naive` mode some
+        // accesses are safe code, and their `unsafe` blocks unnecessary.
+        #[allow(dead_code, unused_unsafe)]
         impl $wrapper {
             /// The address of the variable's template in the `.percpu` section: the same on every CPU,
             /// and equal to [`offset`](Self::offset) unless the section has a non-zero address.

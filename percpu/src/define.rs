@@ -25,6 +25,13 @@ macro_rules! __percpu_define {
         storage: $storage:ident,
         static_ty: $static_ty:ty,
     ) => {
+        // The type checks live here, not only in the attribute: a direct use of this macro (hidden,
+        // but callable from safe code) must not get past them.
+        $(#[$cfg])*
+        const _: () = $crate::__priv::check_percpu_type::<$ty>();
+        $(#[$cfg])*
+        $crate::__percpu_define!(@check $kind, $ty);
+
         $(#[$cfg])*
         $crate::__percpu_storage! {
             $(#[$lint])*
@@ -174,6 +181,17 @@ macro_rules! __percpu_define {
             $crate::__percpu_define!(@methods $kind, $ty, $static_ty, $storage);
         }
     };
+
+    // The integer methods are chosen by how the type is spelled: a type alias named like an integer
+    // must really be one (`type i8 = bool;` would give a `bool` an integer add), and `bool` must be
+    // `bool`.
+    (@check integer, $ty:ty) => {
+        const _: () = $crate::__priv::check_integer::<$ty>();
+    };
+    (@check bool, $ty:ty) => {
+        const _: ::core::marker::PhantomData<bool> = ::core::marker::PhantomData::<$ty>;
+    };
+    (@check other, $ty:ty) => {};
 
     // Reference-like statics (any other type): the checked tier's references.
     (@methods other, $ty:ty, $static_ty:ty, $storage:ident) => {
@@ -338,10 +356,14 @@ macro_rules! __percpu_stats_define {
             )*
         }
 
+        $(
+            $(#[$cfg])*
+            const _: () = $crate::stats::check_field::<$ty>();
+        )*
+
         // SAFETY: generated from the struct's own fields: every field is a `PerCpuInteger` (the bound
-        // of `Field`) that the target loads atomically (`check_field`, which the derive emits at each
-        // field's type, where its error points); `ZERO` sets each to 0; each
-        // `Field` and each read uses the field's own offset and type.
+        // of `Field`) that the target loads atomically (`check_field`, above); `ZERO` sets each to 0;
+        // each `Field` and each read uses the field's own offset and type.
         unsafe impl $crate::stats::StatsStruct for $name {
             const ZERO: Self = Self { $( $(#[$cfg])* $field: 0, )* };
 

@@ -28,19 +28,8 @@ pub fn expand(var: &PerCpuStatic, rt: &TokenStream, allow_non_send: bool) -> Tok
         Kind::Bool => quote!(bool),
         Kind::Other => quote!(other),
     };
-    // Reported at the type: the types a per-CPU area cannot hold.
+    // Reported at the type.
     let rt_at_type = respan(rt, ty.span());
-    // The integer methods are chosen by how the type is spelled: a type alias named like an integer
-    // must really be one (`type i8 = bool;` would give a `bool` an integer add).
-    let integer_check = (var.kind == Kind::Integer).then(|| {
-        quote_spanned! {ty.span()=>
-            const _: () = #rt_at_type::__priv::check_integer::<#ty>();
-        }
-    });
-    let type_check = quote_spanned! {ty.span()=>
-        const _: () = #rt_at_type::__priv::check_percpu_type::<#ty>();
-        #integer_check
-    };
     // `static mut` compiles as in percpu 0.4, where `mut` has no effect, with a warning at the `mut`.
     let mut_warning = var.mut_token.map(|span| {
         let rt = respan(rt, span);
@@ -76,9 +65,6 @@ pub fn expand(var: &PerCpuStatic, rt: &TokenStream, allow_non_send: bool) -> Tok
             storage: #storage,
             static_ty: #static_ty,
         }
-
-        #(#cfg_attrs)*
-        #type_check
 
         #(#cfg_attrs)*
         #mut_warning

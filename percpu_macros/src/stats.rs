@@ -3,9 +3,8 @@
 //! the `percpu::stats::StatsStruct` implementation.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote};
 use syn::parse::{Parse, ParseStream};
-use syn::spanned::Spanned;
 use syn::{Attribute, Data, DeriveInput, Fields, Path, Token};
 
 /// Expands the derive on `input`.
@@ -45,15 +44,6 @@ pub fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
     let name = &input.ident;
     let vis = &input.vis;
     let fields_name = format_ident!("{name}Fields");
-    // At each field's type, where an error about it points.
-    let checks = fields.iter().map(|field| {
-        let (ty, cfgs) = (&field.ty, field.attrs.iter().filter(|a| is_cfg(a)));
-        let rt = crate::expand::respan(&rt, ty.span());
-        quote_spanned! {ty.span()=>
-            #(#cfgs)*
-            const _: () = #rt::stats::check_field::<#ty>();
-        }
-    });
     let fields = fields.iter().map(|field| {
         let (ident, ty, field_vis) = (field.ident.as_ref().expect("named"), &field.ty, &field.vis);
         let cfgs = field.attrs.iter().filter(|a| is_cfg(a));
@@ -76,8 +66,6 @@ pub fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
                 #(#fields)*
             }
         }
-
-        #(#checks)*
     })
 }
 

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
+
 use crate::arches::{Arch, ARCHES};
 use crate::kernel::Build;
 use crate::process::run;
@@ -120,7 +122,7 @@ pub fn test(root: &Path, selection: &Selection) -> bool {
     let start = Instant::now();
     let mut rows: Vec<Row> = steps.iter().map(|step| host_step(root, step)).collect();
     rows.extend(qemu_matrix(root, &runs));
-    print_summary(&rows, start.elapsed());
+    println!("{}", summary(&rows, start.elapsed()));
     rows.iter().all(|row| row.result.is_ok())
 }
 
@@ -225,89 +227,43 @@ fn outcome(row: &Row) -> String {
     }
 }
 
-/// The width of the summary table: a 100-column terminal.
-const WIDTH: usize = 100;
-
-/// Prints the summary table (long labels wrapped), the failures' reasons, and the overall result.
-fn print_summary(rows: &[Row], elapsed: Duration) {
-    let arch_width = rows
-        .iter()
-        .map(|row| row.arch.len())
-        .chain([4])
-        .max()
-        .unwrap_or(4);
-    // Columns: arch, label, seconds (8), result (6), separated by two spaces.
-    let label_width = WIDTH - arch_width - 2 - 2 - 8 - 2 - 6;
-    println!();
-    println!(
-        "{:arch_width$}  {:label_width$}  {:>8}  result",
-        "arch", "step or configuration", "seconds"
-    );
+/// The summary: a table fitted to a 100-column terminal (long labels wrapped), the failures' reasons,
+/// and the overall result.
+fn summary(rows: &[Row], elapsed: Duration) -> String {
+    let mut table = Table::new();
+    table
+        .load_style(presets::ASCII_BORDERS_ONLY_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(100)
+        .set_header(["arch", "step or configuration", "seconds", "result"]);
     for row in rows {
         let verdict = if row.result.is_ok() { "PASS" } else { "FAIL" };
-        let lines = wrap(&row.label, label_width);
-        for (index, line) in lines.iter().enumerate() {
-            if index + 1 < lines.len() {
-                println!(
-                    "{:arch_width$}  {line}",
-                    if index == 0 { &row.arch } else { "" }
-                );
-            } else {
-                let arch = if index == 0 { row.arch.as_str() } else { "" };
-                println!(
-                    "{arch:arch_width$}  {line:label_width$}  {:>8.2}  {verdict}",
-                    row.seconds
-                );
-            }
-        }
+        let seconds = format!("{:.2}", row.seconds);
+        table.add_row([&row.arch, &row.label, &seconds, verdict]);
     }
+    table
+        .column_mut(2)
+        .expect("four columns")
+        .set_cell_alignment(CellAlignment::Right);
+    let mut text = format!("\n{table}\n");
     let failed: Vec<&Row> = rows.iter().filter(|row| row.result.is_err()).collect();
     if !failed.is_empty() {
-        println!("\nfailures:");
+        text.push_str("\nfailures:\n");
         for row in &failed {
-            let reason = outcome(row);
-            for line in wrap(&format!("- {} {}: {reason}", row.arch, row.label), WIDTH) {
-                println!("{line}");
-            }
+            text.push_str(&format!("- {} {}: {}\n", row.arch, row.label, outcome(row)));
         }
     }
-    let seconds = elapsed.as_secs_f64();
-    println!();
-    println!(
-        "{} passed, {} failed",
-        rows.len() - failed.len(),
-        failed.len()
-    );
+    let (passed, total) = (rows.len() - failed.len(), rows.len());
+    text.push_str(&format!("\n{passed} passed, {} failed\n", failed.len()));
     if failed.is_empty() {
-        println!(
-            "xtask test: all {} steps and runs passed ({seconds:.0} s)",
-            rows.len()
-        );
+        let seconds = elapsed.as_secs_f64();
+        text + &format!("xtask test: all {total} steps and runs passed ({seconds:.0} s)")
     } else {
-        println!(
-            "xtask test: {} of {} steps and runs FAILED",
-            failed.len(),
-            rows.len()
-        );
+        text + &format!(
+            "xtask test: {} of {total} steps and runs FAILED",
+            failed.len()
+        )
     }
-}
-
-/// `text` cut into lines of at most `width` characters at spaces (a longer word stays whole), the
-/// continuation lines indented by two.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = vec![String::new()];
-    for word in text.split(' ') {
-        let line = lines.last_mut().expect("one line at least");
-        if !line.trim().is_empty() && line.len() + 1 + word.len() > width {
-            lines.push(format!("  {word}"));
-        } else {
-            if !line.is_empty() {
-                line.push(' ');
-            }
-            line.push_str(word);
-        }
-    }
-    lines
 }
 
 #[cfg(test)]
@@ -315,19 +271,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn long_labels_wrap_at_spaces() {
-        let label = "cargo clippy -p percpu-workspace-tests --features sp-naive --test sp_naive -- -D warnings";
-        let lines = wrap(label, 40);
-        assert!(lines.iter().all(|line| line.len() <= 40), "{lines:?}");
-        assert_eq!(
-            lines
-                .join(" ")
-                .split_whitespace()
+    fn the_summary_fits_100_columns_and_names_every_failure() {
+        let row = |label: &str, result: Result<String, String>| Row {
+            arch: "host".to_string(),
+            label: label.to_string(),
+            result,
+            seconds: 12.5,
+        };
+        let long = host::STEPS.iter().max_by_key(|step| step.len()).unwrap();
+        let rows = [
+            row(long, Ok(String::new())),
+            row("cargo fmt", Err("`cargo fmt` failed".to_string())),
+        ];
+        let text = summary(&rows, Duration::from_secs(7));
+        assert!(text.lines().all(|line| line.len() <= 100), "{text}");
+        let words = |text: &str| {
+            text.split_whitespace()
+                .map(str::to_string)
                 .collect::<Vec<_>>()
-                .join(" "),
-            label
-        );
-        assert_eq!(wrap("short", 40), ["short"]);
+        };
+        let table = words(&text).join(" ");
+        assert!(table.contains(&words(&long[..40]).join(" ")), "{text}");
+        assert!(text.contains("- host cargo fmt: FAIL: `cargo fmt` failed"));
+        assert!(text.ends_with("xtask test: 1 of 2 steps and runs FAILED"));
     }
 
     #[test]

@@ -1,121 +1,109 @@
-//! `cargo xtask bench [--no-run]`: runs the host benchmarks, then writes `benches/results.md` (median
-//! ns per operation, ratio to the reference of each table, the memory efficiency of the allocator, each
-//! goal met or not, the machine), the same tables into the README, and the SVG bar charts
-//! `benches/results.svg` (accesses, `init`), `benches/ops.svg` (read-modify-write operations, the
-//! batched counter's read, statistics structs) and `benches/alloc.svg` (counting, allocation).
-//!
-//! What runs: `benches/access.rs` and `benches/alloc.rs` for this repository's crates, in `sp-naive`
-//! mode everywhere and in hosted mode on x86_64 Linux (threads as CPUs); `benches/peer` for crates.io
-//! `percpu` 0.4, `sp-naive` everywhere and `non-zero-vma` on x86_64 Linux. `--no-run` only rewrites the
-//! reports from the results of earlier runs.
+//! `cargo xtask bench [--no-run]`: runs the host benchmarks (unless `--no-run`), then writes
+//! `benches/results.md` (median ns per operation and ratio to the reference of each table, the memory
+//! efficiency of the allocator, each goal met or not, the machine), the same into the README, and the
+//! SVG bar charts of `CHARTS`. What runs: `benches/access.rs` and `benches/alloc.rs` for this
+//! repository's crates and `benches/peer` for crates.io `percpu` 0.4, in `sp-naive` mode everywhere
+//! and in hosted mode (ours: threads as CPUs; `percpu` 0.4: `non-zero-vma`) on x86_64 Linux.
 
 use std::collections::BTreeMap;
+use std::error::Error;
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use plotters::coord::ranged1d::ValueFormatter;
-use plotters::coord::types::RangedCoordf64;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use serde::Deserialize;
+use serde_json::Value;
 
 use crate::process::{self, output};
 
 /// Whether this host runs the hosted mode of `percpu` (threads as CPUs through `GS`).
 const HOSTED: bool = cfg!(all(target_arch = "x86_64", target_os = "linux"));
 
-/// A benchmark run, and where criterion wrote its results.
-#[derive(Clone, Copy, PartialEq)]
-enum Source {
-    /// `benches/access.rs` and `benches/alloc.rs` of the root package, hosted mode.
-    Ours,
-    /// The same with the `sp-naive` feature.
-    OursSpNaive,
-    /// `benches/peer`, both modes (their benchmark ids differ).
-    Peer,
-}
+/// Where criterion writes (`CRITERION_HOME`): `benches/access.rs` and `benches/alloc.rs` of the root
+/// package in hosted mode, the same with the `sp-naive` feature, `benches/peer` in both modes (their
+/// benchmark ids differ).
+const OURS: &str = "target/criterion";
+const SP_NAIVE: &str = "target/criterion-sp-naive";
+const PEER: &str = "benches/peer/target/criterion";
+/// The baselines measured by both runs of ours: the hosted one where there is one.
+const EITHER: &[&str] = &[OURS, SP_NAIVE];
 
-impl Source {
-    /// The directory criterion wrote to.
-    fn criterion_dir(self, root: &Path) -> PathBuf {
-        match self {
-            Source::Ours => root.join("target/criterion"),
-            Source::OursSpNaive => root.join("target/criterion-sp-naive"),
-            Source::Peer => root.join("benches/peer/target/criterion"),
-        }
-    }
-}
+/// The benchmark runs: whether on this host, where criterion writes, cargo's arguments.
+#[rustfmt::skip]
+const RUNS: [(bool, &str, &str); 4] = [
+    (HOSTED, OURS, "--bench access --bench alloc"),
+    (HOSTED, PEER, "--manifest-path benches/peer/Cargo.toml"),
+    (true, SP_NAIVE, "--features sp-naive --bench access --bench alloc"),
+    (true, PEER, "--manifest-path benches/peer/Cargo.toml --no-default-features --features sp-naive"),
+];
 
-/// One implementation: a criterion benchmark id in the runs of `sources` (the first that has it).
+/// One implementation: its name in tables and goals, its criterion benchmark id in the first of
+/// `dirs` that has it, its name in the tables (Markdown) and, without backticks, in the charts.
 struct Implementation {
-    /// The name tables and goals use.
     key: &'static str,
-    /// The criterion benchmark id.
     id: &'static str,
-    sources: &'static [Source],
-    /// Its name in the tables (Markdown) and, without backticks, in the charts.
+    dirs: &'static [&'static str],
     label: &'static str,
     color: RGBColor,
 }
 
-/// The baselines measured by both runs of ours: the hosted one where there is one.
-const EITHER: &[Source] = &[Source::Ours, Source::OursSpNaive];
-
 /// Every implementation, in table and chart order.
 #[rustfmt::skip]
 const IMPLEMENTATIONS: &[Implementation] = &[
-    Implementation { key: "percpu", id: "percpu", sources: &[Source::Ours], label: "`percpu` (ours), static", color: RGBColor(31, 119, 180) },
-    Implementation { key: "percpu-raw", id: "percpu-raw", sources: &[Source::Ours], label: "`percpu::raw` (ours), VMA in a register", color: RGBColor(140, 190, 230) },
-    Implementation { key: "percpu_alloc", id: "percpu_alloc", sources: &[Source::Ours], label: "`percpu_alloc` handles (ours), by `&`", color: RGBColor(20, 60, 120) },
-    Implementation { key: "percpu_counter", id: "percpu_counter", sources: &[Source::Ours], label: "`percpu_alloc::PerCpuCounter::inc` (ours)", color: RGBColor(23, 190, 207) },
-    Implementation { key: "percpu-sp-naive", id: "percpu", sources: &[Source::OursSpNaive], label: "`percpu` (ours) `sp-naive`, static", color: RGBColor(98, 78, 200) },
-    Implementation { key: "percpu_alloc-sp-naive", id: "percpu_alloc", sources: &[Source::OursSpNaive], label: "`percpu_alloc` handles (ours) `sp-naive`, by `&`", color: RGBColor(60, 40, 140) },
-    Implementation { key: "percpu_counter-sp-naive", id: "percpu_counter", sources: &[Source::OursSpNaive], label: "`percpu_alloc::PerCpuCounter::inc` (ours) `sp-naive`", color: RGBColor(150, 130, 230) },
-    Implementation { key: "percpu-0.4", id: "percpu-0.4", sources: &[Source::Peer], label: "`percpu` 0.4, `non-zero-vma` + `-no-pie`", color: RGBColor(255, 127, 14) },
-    Implementation { key: "percpu-0.4-sp-naive", id: "percpu-0.4-sp-naive", sources: &[Source::Peer], label: "`percpu` 0.4 `sp-naive`, static", color: RGBColor(250, 190, 120) },
-    Implementation { key: "thread_local", id: "thread_local", sources: EITHER, label: "`thread_local!` + `Cell`", color: RGBColor(44, 160, 44) },
-    Implementation { key: "static_mut", id: "static_mut", sources: EITHER, label: "`static mut`", color: RGBColor(127, 127, 127) },
-    Implementation { key: "atomic_relaxed", id: "atomic_relaxed", sources: EITHER, label: "`AtomicU64`, relaxed", color: RGBColor(214, 39, 40) },
-    Implementation { key: "cache_padded_box", id: "cache_padded_box", sources: EITHER, label: "`Box<[CachePadded<T>]>`, CPU id in a variable", color: RGBColor(140, 86, 75) },
-    Implementation { key: "atomic_shared", id: "atomic_shared", sources: EITHER, label: "one shared `AtomicU64`, `fetch_add`", color: RGBColor(227, 119, 194) },
-    Implementation { key: "mutex", id: "mutex", sources: EITHER, label: "one `Mutex<u64>`", color: RGBColor(188, 189, 34) },
-    Implementation { key: "memcpy", id: "memcpy", sources: EITHER, label: "`copy_nonoverlapping` of the same bytes", color: RGBColor(148, 103, 189) },
-    Implementation { key: "batched_counter", id: "batched_counter", sources: EITHER, label: "`percpu_alloc::BatchedCounter::inc` (ours)", color: RGBColor(0, 128, 128) },
-    Implementation { key: "batched_counter_read", id: "batched_counter_read", sources: EITHER, label: "`BatchedCounter::read` (ours, approximate)", color: RGBColor(0, 128, 128) },
-    Implementation { key: "batched_counter_sum", id: "batched_counter_sum", sources: EITHER, label: "`BatchedCounter::sum` (ours, exact)", color: RGBColor(100, 200, 200) },
-    Implementation { key: "atomic_load", id: "atomic_load", sources: EITHER, label: "`AtomicU64::load`, relaxed", color: RGBColor(214, 39, 40) },
-    Implementation { key: "percpu_stats_handle", id: "percpu_stats_handle", sources: EITHER, label: "`#[derive(PerCpuStats)]` (ours), `percpu_alloc::PerCpuStats` by `&`", color: RGBColor(20, 60, 120) },
-    Implementation { key: "percpu_stats_static", id: "percpu_stats_static", sources: EITHER, label: "`#[derive(PerCpuStats)]` (ours), `#[def_percpu]` static", color: RGBColor(31, 119, 180) },
-    Implementation { key: "atomic_per_field", id: "atomic_per_field", sources: EITHER, label: "one shared `AtomicU64` per field, `fetch_add`", color: RGBColor(227, 119, 194) },
-    Implementation { key: "xchg_0_stores", id: "xchg_0_stores", sources: &[Source::Ours], label: "locked `xchg` (what `xchg_current` uses)", color: RGBColor(31, 119, 180) },
-    Implementation { key: "cmpxchg_loop_0_stores", id: "cmpxchg_loop_0_stores", sources: &[Source::Ours], label: "load + unlocked `cmpxchg` loop", color: RGBColor(140, 190, 230) },
-    Implementation { key: "xchg_4_stores", id: "xchg_4_stores", sources: &[Source::Ours], label: "4 stores, then locked `xchg`", color: RGBColor(20, 60, 120) },
-    Implementation { key: "cmpxchg_loop_4_stores", id: "cmpxchg_loop_4_stores", sources: &[Source::Ours], label: "4 stores, then load + unlocked `cmpxchg` loop", color: RGBColor(98, 78, 200) },
+    Implementation { key: "percpu", id: "percpu", dirs: &[OURS], label: "`percpu` (ours), static", color: RGBColor(31, 119, 180) },
+    Implementation { key: "percpu-raw", id: "percpu-raw", dirs: &[OURS], label: "`percpu::raw` (ours), VMA in a register", color: RGBColor(140, 190, 230) },
+    Implementation { key: "percpu_alloc", id: "percpu_alloc", dirs: &[OURS], label: "`percpu_alloc` handles (ours), by `&`", color: RGBColor(20, 60, 120) },
+    Implementation { key: "percpu_counter", id: "percpu_counter", dirs: &[OURS], label: "`percpu_alloc::PerCpuCounter::inc` (ours)", color: RGBColor(23, 190, 207) },
+    Implementation { key: "percpu-sp-naive", id: "percpu", dirs: &[SP_NAIVE], label: "`percpu` (ours) `sp-naive`, static", color: RGBColor(98, 78, 200) },
+    Implementation { key: "percpu_alloc-sp-naive", id: "percpu_alloc", dirs: &[SP_NAIVE], label: "`percpu_alloc` handles (ours) `sp-naive`, by `&`", color: RGBColor(60, 40, 140) },
+    Implementation { key: "percpu_counter-sp-naive", id: "percpu_counter", dirs: &[SP_NAIVE], label: "`percpu_alloc::PerCpuCounter::inc` (ours) `sp-naive`", color: RGBColor(150, 130, 230) },
+    Implementation { key: "percpu-0.4", id: "percpu-0.4", dirs: &[PEER], label: "`percpu` 0.4, `non-zero-vma` + `-no-pie`", color: RGBColor(255, 127, 14) },
+    Implementation { key: "percpu-0.4-sp-naive", id: "percpu-0.4-sp-naive", dirs: &[PEER], label: "`percpu` 0.4 `sp-naive`, static", color: RGBColor(250, 190, 120) },
+    Implementation { key: "thread_local", id: "thread_local", dirs: EITHER, label: "`thread_local!` + `Cell`", color: RGBColor(44, 160, 44) },
+    Implementation { key: "static_mut", id: "static_mut", dirs: EITHER, label: "`static mut`", color: RGBColor(127, 127, 127) },
+    Implementation { key: "atomic_relaxed", id: "atomic_relaxed", dirs: EITHER, label: "`AtomicU64`, relaxed", color: RGBColor(214, 39, 40) },
+    Implementation { key: "cache_padded_box", id: "cache_padded_box", dirs: EITHER, label: "`Box<[CachePadded<T>]>`, CPU id in a variable", color: RGBColor(140, 86, 75) },
+    Implementation { key: "atomic_shared", id: "atomic_shared", dirs: EITHER, label: "one shared `AtomicU64`, `fetch_add`", color: RGBColor(227, 119, 194) },
+    Implementation { key: "mutex", id: "mutex", dirs: EITHER, label: "one `Mutex<u64>`", color: RGBColor(188, 189, 34) },
+    Implementation { key: "memcpy", id: "memcpy", dirs: EITHER, label: "`copy_nonoverlapping` of the same bytes", color: RGBColor(148, 103, 189) },
+    Implementation { key: "batched_counter", id: "batched_counter", dirs: EITHER, label: "`percpu_alloc::BatchedCounter::inc` (ours)", color: RGBColor(0, 128, 128) },
+    Implementation { key: "batched_counter_read", id: "batched_counter_read", dirs: EITHER, label: "`BatchedCounter::read` (ours, approximate)", color: RGBColor(0, 128, 128) },
+    Implementation { key: "batched_counter_sum", id: "batched_counter_sum", dirs: EITHER, label: "`BatchedCounter::sum` (ours, exact)", color: RGBColor(100, 200, 200) },
+    Implementation { key: "atomic_load", id: "atomic_load", dirs: EITHER, label: "`AtomicU64::load`, relaxed", color: RGBColor(214, 39, 40) },
+    Implementation { key: "percpu_stats_handle", id: "percpu_stats_handle", dirs: EITHER, label: "`#[derive(PerCpuStats)]` (ours), `percpu_alloc::PerCpuStats` by `&`", color: RGBColor(20, 60, 120) },
+    Implementation { key: "percpu_stats_static", id: "percpu_stats_static", dirs: EITHER, label: "`#[derive(PerCpuStats)]` (ours), `#[def_percpu]` static", color: RGBColor(31, 119, 180) },
+    Implementation { key: "atomic_per_field", id: "atomic_per_field", dirs: EITHER, label: "one shared `AtomicU64` per field, `fetch_add`", color: RGBColor(227, 119, 194) },
+    Implementation { key: "xchg_0_stores", id: "xchg_0_stores", dirs: &[OURS], label: "locked `xchg` (what `xchg_current` uses)", color: RGBColor(31, 119, 180) },
+    Implementation { key: "cmpxchg_loop_0_stores", id: "cmpxchg_loop_0_stores", dirs: &[OURS], label: "load + unlocked `cmpxchg` loop", color: RGBColor(140, 190, 230) },
+    Implementation { key: "xchg_4_stores", id: "xchg_4_stores", dirs: &[OURS], label: "4 stores, then locked `xchg`", color: RGBColor(20, 60, 120) },
+    Implementation { key: "cmpxchg_loop_4_stores", id: "cmpxchg_loop_4_stores", dirs: &[OURS], label: "4 stores, then load + unlocked `cmpxchg` loop", color: RGBColor(98, 78, 200) },
 ];
 
 /// One operation: a criterion group, and its name in a table's header and under its bars.
 type Operation = (&'static str, &'static str);
 
-/// What a table's ratios refer to.
+/// What the ratios of a table or a goal divide by.
+#[derive(Clone, Copy)]
 enum Reference {
-    /// This implementation (a key) in the same column.
+    /// This implementation (a key) in the same group.
     Implementation(&'static str),
-    /// The same implementation in the first column.
-    FirstColumn,
+    /// The same implementation in this group.
+    Group(&'static str),
+    /// Nothing (goals only): the limit is in ns.
+    Absolute,
 }
 
-/// One table of the report (and a chart panel).
+/// One table of the report (and a chart panel): its heading, the paragraph before it, its operations,
+/// and its rows if not every implementation measured in its groups.
 struct Table {
-    /// Its heading.
     title: &'static str,
-    /// The paragraph before it.
     text: &'static str,
     operations: &'static [Operation],
     reference: Reference,
-    /// Its rows if not every implementation measured in its groups.
-    rows: Option<&'static [&'static str]>,
+    rows: &'static [&'static str],
 }
 
 const ACCESSES: Table = Table {
@@ -124,19 +112,21 @@ const ACCESSES: Table = Table {
         included), and the ratio to `thread_local!`. The `percpu_alloc::PerCpuCell<u64>` handle and the \
         `Box<[CachePadded<AtomicU64>]>` slice are measured by `benches/alloc.rs`, the others by \
         `benches/access.rs` and `benches/peer`. `sp-naive`: the feature that makes per-CPU data plain \
-        globals (one CPU), on any host.",
+        globals (one CPU), on any host. `percpu` 0.4 has no `add_current`: its `add u64` is what its \
+        users write, `with_current(|v| *v += x)`; `AtomicU64` adds with `fetch_add` (a locked \
+        instruction); the `CachePadded` slot with a relaxed load and store, as a kernel does for its \
+        own CPU's slot with preemption disabled.",
     operations: &[("read_u64", "read u64"), ("write_u64", "write u64"), ("add_u64", "add u64")],
     reference: Reference::Implementation("thread_local"),
-    rows: None,
+    rows: &[],
 };
 
 const INIT: Table = Table {
     title: "`init`",
-    text: "ns per call, and the ratio to copying the same bytes.",
+    text: "ns per call, and the ratio to copying the same bytes (`sp-naive` has no areas to initialize).",
     operations: &[("init_4_areas", "init 4 areas")],
     reference: Reference::Implementation("memcpy"),
-    // `sp-naive` has no areas to initialize.
-    rows: Some(&["percpu", "percpu-0.4", "memcpy"]),
+    rows: &["percpu", "percpu-0.4", "memcpy"],
 };
 
 const COUNTING: Table = Table {
@@ -148,13 +138,10 @@ const COUNTING: Table = Table {
         thread only).",
     operations: &[("count_1_thread", "1 thread"), ("count_2_threads", "2 threads")],
     reference: Reference::Implementation("atomic_shared"),
-    rows: None,
+    rows: &[],
 };
 
-/// The allocation sizes of `AGAINST_BOX` (its first operations), for the chart.
-const ALLOC_SIZES: usize = 4;
-
-const AGAINST_BOX: Table = Table {
+const VS_BOX: Table = Table {
     title: "`PerCpu<T>` against `Box<[CachePadded<T>]>`",
     text: "What users write without per-CPU allocation: a boxed slice of one cache-line-aligned slot per \
         CPU, indexed by a CPU id held in a variable. Allocation and drop of one object of `T = [u8; N]` \
@@ -174,7 +161,13 @@ const AGAINST_BOX: Table = Table {
         ("add_u64", "add u64"),
     ],
     reference: Reference::Implementation("cache_padded_box"),
-    rows: Some(&["percpu_alloc", "percpu_alloc-sp-naive", "cache_padded_box"]),
+    rows: &["percpu_alloc", "percpu_alloc-sp-naive", "cache_padded_box"],
+};
+
+/// The allocations of `VS_BOX` only, for the chart.
+const SIZES: Table = Table {
+    operations: VS_BOX.operations.split_at(4).0,
+    ..VS_BOX
 };
 
 const LIVE: Table = Table {
@@ -187,8 +180,8 @@ const LIVE: Table = Table {
         ("alloc_free_8B_100000_live", "100 000 live"),
         ("alloc_free_8B_1000000_live", "1 000 000 live"),
     ],
-    reference: Reference::FirstColumn,
-    rows: None,
+    reference: Reference::Group("alloc_free_8B_1000_live"),
+    rows: &[],
 };
 
 const OPS: Table = Table {
@@ -209,27 +202,27 @@ const OPS: Table = Table {
         ("xor_u64", "xor"),
     ],
     reference: Reference::Implementation("thread_local"),
-    rows: Some(&["percpu", "percpu-raw", "percpu-sp-naive", "thread_local", "atomic_relaxed"]),
+    rows: &["percpu", "percpu-raw", "percpu-sp-naive", "thread_local", "atomic_relaxed"],
 };
 
-const XCHG_SEQUENCES: Table = Table {
+const XCHG: Table = Table {
     title: "A swap without a guard on x86_64",
     text: "The two correct one-CPU swaps of a `%gs:` operand: `xchg` with a memory operand (always \
         locked: what `xchg_current` emits) and a load followed by an unlocked `cmpxchg` loop, alone and \
         after 4 plain stores (a locked instruction waits for pending stores); ns per swap.",
     operations: &[("xchg_sequences_u64", "swap u64")],
     reference: Reference::Implementation("xchg_0_stores"),
-    rows: None,
+    rows: &[],
 };
 
-const BATCHED_READ: Table = Table {
+const BATCHED: Table = Table {
     title: "Reading a batched counter",
     text:
         "`BatchedCounter::read` (the shared total: one load) and `sum` (the total and every CPU's \
         delta, 4 CPUs) against a relaxed `AtomicU64` load; ns per read, batches of 100.",
     operations: &[("batched_read", "read")],
     reference: Reference::Implementation("atomic_load"),
-    rows: None,
+    rows: &[],
 };
 
 const STATS: Table = Table {
@@ -239,31 +232,119 @@ const STATS: Table = Table {
         and thread, and the ratio to one shared `AtomicU64` per field.",
     operations: &[("stats_1_thread", "1 thread"), ("stats_2_threads", "2 threads")],
     reference: Reference::Implementation("atomic_per_field"),
-    rows: None,
+    rows: &[],
 };
 
-const ALLOC_THREADS: Table = Table {
+const THREADS: Table = Table {
     title: "Allocation on several CPUs at once",
     text: "The 8-byte `PerCpu` allocation and drop (4 copies written) repeated by each thread acting as a \
         CPU of its own, the threads started together: ns per pair and thread, and the ratio to one \
         thread (at most 1.0× when the two threads scale perfectly).",
     operations: &[("alloc_free_8B_1_thread", "1 thread"), ("alloc_free_8B_2_threads", "2 threads")],
-    reference: Reference::FirstColumn,
-    rows: None,
+    reference: Reference::Group("alloc_free_8B_1_thread"),
+    rows: &[],
 };
 
 /// Every table, in report order.
 const TABLES: [&Table; 10] = [
-    &ACCESSES,
-    &OPS,
-    &XCHG_SEQUENCES,
-    &BATCHED_READ,
-    &INIT,
-    &COUNTING,
-    &STATS,
-    &AGAINST_BOX,
-    &ALLOC_THREADS,
-    &LIVE,
+    &ACCESSES, &OPS, &XCHG, &BATCHED, &INIT, &COUNTING, &STATS, &VS_BOX, &THREADS, &LIVE,
+];
+
+/// A chart's panel: a table, and whether on a logarithmic scale.
+type Panel = (&'static Table, bool);
+
+/// The charts: file in `benches/`, description, panels.
+#[rustfmt::skip]
+const CHARTS: [(&str, &str, &[Panel]); 3] = [
+    ("results.svg", "accesses and init", &[(&ACCESSES, false), (&INIT, false)]),
+    ("ops.svg", "operations, batched counter, statistics", &[(&OPS, false), (&BATCHED, false), (&STATS, true)]),
+    ("alloc.svg", "counting and allocation", &[(&COUNTING, true), (&SIZES, true), (&THREADS, false), (&LIVE, false)]),
+];
+
+/// A goal of the issues: the median of `key` in each of `operations` against `reference` there within
+/// `limit`, and the cause of a miss beyond the noise of the run.
+struct Goal {
+    text: &'static str,
+    operations: &'static [Operation],
+    key: &'static str,
+    reference: Reference,
+    limit: Limit,
+    cause: &'static str,
+}
+
+/// A goal's limit on the time ratio `x / y` of its implementation to its reference.
+enum Limit {
+    /// `x / y` (`x` in ns if there is no reference) at most this.
+    AtMost(f64),
+    /// The throughput ratio `threads × y / x` at least `.0`, `x` on `.1` times as many threads as `y`.
+    AtLeast(f64, f64),
+}
+
+/// Why a handle's access can miss.
+const ONE_LOAD: &str = "the handle is used by reference, so every access first loads its VMA from \
+    memory: one load more than the static or `thread_local!` (`codegen/table.md`)";
+
+/// The goals of the issues.
+#[rustfmt::skip]
+const GOALS: [Goal; 9] = [
+    Goal {
+        text: "a `PerCpuCell<u64>` handle within 1.2× of the static variable (handle / static)",
+        operations: ACCESSES.operations, key: "percpu_alloc", reference: Reference::Implementation("percpu"), limit: Limit::AtMost(1.2),
+        cause: ONE_LOAD,
+    },
+    Goal {
+        text: "ours within 1.1× of `thread_local!`: the `PerCpuCell<u64>` handle / `thread_local!`",
+        operations: ACCESSES.operations, key: "percpu_alloc", reference: ACCESSES.reference, limit: Limit::AtMost(1.1),
+        cause: ONE_LOAD,
+    },
+    Goal {
+        text: "ours within 1.1× of `thread_local!`: the static / `thread_local!`",
+        operations: ACCESSES.operations, key: "percpu", reference: ACCESSES.reference, limit: Limit::AtMost(1.1),
+        cause: "the loops are the same instructions (one `%gs:` or `%fs:` access and the `black_box` stores), so the \
+            difference comes from the run, not from the code: compare two runs",
+    },
+    Goal {
+        text: "per-CPU read-modify-write operations within 1.2× of a `thread_local!` `Cell` doing the same (static / \
+            `thread_local!`)",
+        operations: OPS.operations, key: "percpu", reference: OPS.reference, limit: Limit::AtMost(1.2),
+        cause: "the one instruction on the `%gs:` operand, which an interrupt cannot split (unlocked `xadd` or `cmpxchg`; \
+            `xchg` with a memory operand is always locked, and the unlocked load and `cmpxchg` loop is no faster: see \
+            the swap table), costs more on this CPU than the `Cell`'s separate load, operation and store, which an \
+            interrupt could split; the table shows `percpu::raw`, the same instruction with the address in a \
+            register, and the locked atomics",
+    },
+    Goal {
+        text: "`BatchedCounter::read` at most 2× a relaxed `AtomicU64` load, whatever the CPU count",
+        operations: BATCHED.operations, key: "batched_counter_read", reference: BATCHED.reference, limit: Limit::AtMost(2.0),
+        cause: "the handle is used by reference: its shared total's address is loaded first, one load more than the \
+            atomic's (`codegen/table.md`: 2 instructions, whatever the CPU count)",
+    },
+    Goal {
+        text: "`PerCpuCounter` throughput at least 10× one contended `AtomicU64` on 2 threads",
+        operations: COUNTING.operations.split_at(1).1, key: "percpu_counter", reference: COUNTING.reference, limit: Limit::AtLeast(10.0, 1.0),
+        cause: "either the threads did not each have a CPU for the whole measurement (the counting table then shows the \
+            counter, which shares nothing, slower on 2 threads than on 1), or contention costs little between the \
+            CPUs of this machine (the shared atomic's times there)",
+    },
+    Goal {
+        text: "8-byte `PerCpu` allocation + drop median at most 25 ns on one thread-CPU",
+        operations: VS_BOX.operations.split_at(1).0, key: "percpu_alloc", reference: Reference::Absolute, limit: Limit::AtMost(25.0),
+        cause: "the work of a pair on this machine: 4 copies written and dropped, and the CPU's cache of free offsets \
+            taken and given back with interrupts off; the `Box<[CachePadded<T>]>` table has the pair of glibc's \
+            aligned allocation on the same machine",
+    },
+    Goal {
+        text: "8-byte allocation + drop on 2 thread-CPUs at once: total throughput at least 1.8× one thread's",
+        operations: THREADS.operations.split_at(1).1, key: "percpu_alloc", reference: THREADS.reference, limit: Limit::AtLeast(1.8, 2.0),
+        cause: "the pairs share nothing on the common path (each CPU's cache of free offsets), so the threads did not \
+            each have a CPU for the whole measurement (other load on this machine: the counting table shows whether \
+            the counter, which shares nothing either, slowed too)",
+    },
+    Goal {
+        text: "with 1 000 000 live objects, the 8-byte allocation + drop at most 1.5× its cost with 1 000",
+        operations: LIVE.operations.split_at(2).1, key: "percpu_alloc", reference: LIVE.reference, limit: Limit::AtMost(1.5),
+        cause: "allocator metadata and the live objects' copies no longer fit in the CPU's caches",
+    },
 ];
 
 /// A median in ns per operation, with its 95 % confidence interval.
@@ -279,93 +360,68 @@ struct Measure {
 struct Results(BTreeMap<(&'static str, &'static str), Measure>);
 
 impl Results {
+    fn measure(&self, group: &'static str, key: &'static str) -> Option<Measure> {
+        self.0.get(&(group, key)).copied()
+    }
+
     /// The median of implementation `key` in `group`.
-    fn get(&self, group: &str, key: &str) -> Option<f64> {
+    fn get(&self, group: &'static str, key: &'static str) -> Option<f64> {
         self.measure(group, key).map(|m| m.median)
     }
 
-    fn measure(&self, group: &str, key: &str) -> Option<Measure> {
-        self.0
-            .iter()
-            .find(|((g, k), _)| *g == group && *k == key)
-            .map(|(_, measure)| *measure)
+    /// What `to` designates for implementation `key` in `group`.
+    fn reference(&self, group: &'static str, key: &'static str, to: Reference) -> Option<Measure> {
+        match to {
+            Reference::Implementation(other) => self.measure(group, other),
+            Reference::Group(other) => self.measure(other, key),
+            Reference::Absolute => Some(Measure {
+                median: 1.0,
+                low: 1.0,
+                high: 1.0,
+            }),
+        }
     }
 
     /// The implementations of `table` with a measure in one of its groups, in order.
     fn rows(&self, table: &Table) -> Vec<&'static Implementation> {
-        IMPLEMENTATIONS
-            .iter()
-            .filter(|i| table.rows.is_none_or(|rows| rows.contains(&i.key)))
-            .filter(|i| {
-                table
-                    .operations
-                    .iter()
-                    .any(|(g, _)| self.get(g, i.key).is_some())
-            })
-            .collect()
+        let (groups, listed) = (table.operations, table.rows);
+        let mut rows: Vec<_> = IMPLEMENTATIONS.iter().collect();
+        rows.retain(|i| listed.is_empty() || listed.contains(&i.key));
+        rows.retain(|i| groups.iter().any(|(g, _)| self.0.contains_key(&(g, i.key))));
+        rows
     }
 }
 
-/// criterion's `estimates.json`: the median and its confidence interval, in ns per iteration.
-#[derive(Deserialize)]
-struct Estimates {
-    median: Estimate,
-}
-
-#[derive(Deserialize)]
-struct Estimate {
-    point_estimate: f64,
-    confidence_interval: Interval,
-}
-
-#[derive(Deserialize)]
-struct Interval {
-    lower_bound: f64,
-    upper_bound: f64,
-}
-
-/// criterion's `benchmark.json`: the throughput, `{"Elements": n}` for `n` operations per iteration.
-#[derive(Deserialize)]
-struct Benchmark {
-    throughput: Option<BTreeMap<String, f64>>,
-}
-
 /// Reads a JSON file of criterion's.
-fn read_json<T: for<'a> Deserialize<'a>>(path: &Path) -> Result<T, String> {
-    let text =
-        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn read_json(path: &Path) -> Result<Value, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Reads the measure of every implementation in every group of the tables, per operation when the
-/// group declared a throughput in elements (the batch, or the increments per thread).
+/// Reads the measure of every implementation in every group of the tables from criterion's
+/// `estimates.json` (ns per iteration), per operation when the group declared a throughput in elements
+/// in `benchmark.json` (the batch, or the increments per thread).
 fn read_results(root: &Path) -> Result<Results, String> {
     let mut results = Results::default();
-    let groups = TABLES
-        .into_iter()
-        .flat_map(|table| table.operations.iter().map(|(group, _)| *group));
-    for group in groups {
+    for &(group, _) in TABLES.iter().flat_map(|table| table.operations) {
         for implementation in IMPLEMENTATIONS {
-            let found = implementation.sources.iter().find_map(|source| {
-                let dir = source
-                    .criterion_dir(root)
-                    .join(group)
-                    .join(implementation.id)
-                    .join("new");
-                dir.join("estimates.json").exists().then_some(dir)
-            });
-            let Some(dir) = found else { continue };
-            let estimates: Estimates = read_json(&dir.join("estimates.json"))?;
-            let benchmark: Benchmark = read_json(&dir.join("benchmark.json"))?;
-            let batch = benchmark
-                .throughput
-                .and_then(|t| t.get("Elements").copied())
-                .unwrap_or(1.0);
-            let median = &estimates.median;
+            let id = implementation.id;
+            let path = |dir: &&str| root.join(dir).join(group).join(id).join("new");
+            let mut dirs = implementation.dirs.iter().map(path);
+            let Some(dir) = dirs.find(|dir| dir.join("estimates.json").exists()) else {
+                continue;
+            };
+            let estimates = read_json(&dir.join("estimates.json"))?;
+            let benchmark = read_json(&dir.join("benchmark.json"))?;
+            let batch = benchmark["throughput"]["Elements"].as_f64().unwrap_or(1.0);
+            let median = &estimates["median"];
+            let interval = &median["confidence_interval"];
+            let ns = |value: &Value| value.as_f64().map(|ns| ns / batch);
+            let missing = || format!("{}: no median", dir.display());
             let measure = Measure {
-                median: median.point_estimate / batch,
-                low: median.confidence_interval.lower_bound / batch,
-                high: median.confidence_interval.upper_bound / batch,
+                median: ns(&median["point_estimate"]).ok_or_else(missing)?,
+                low: ns(&interval["lower_bound"]).ok_or_else(missing)?,
+                high: ns(&interval["upper_bound"]).ok_or_else(missing)?,
             };
             results.0.insert((group, implementation.key), measure);
         }
@@ -377,144 +433,48 @@ fn read_results(root: &Path) -> Result<Results, String> {
 /// the reports.
 pub fn run(root: &Path, criterion: Option<&[String]>) -> Result<(), String> {
     if let Some(options) = criterion {
-        let peer = root.join("benches/peer/Cargo.toml");
-        let bench = |source: Source, args: &str| {
-            let mut cargo = Command::new("cargo");
-            cargo
-                .arg("bench")
-                .args(args.split_whitespace())
-                .current_dir(root);
-            if source == Source::Peer {
-                // Tells both cargo and criterion (which otherwise asks `cargo metadata`) where to write.
-                cargo.arg("--manifest-path").arg(&peer);
-                cargo.env("CARGO_TARGET_DIR", peer.with_file_name("target"));
-            } else {
-                cargo.env("CRITERION_HOME", source.criterion_dir(root));
-            }
-            process::run(cargo.arg("--").args(options))
-        };
-        if HOSTED {
-            bench(Source::Ours, "--bench access --bench alloc")?;
-            bench(Source::Peer, "")?;
+        for (_, dir, args) in RUNS.iter().filter(|run| run.0) {
+            let (mut cargo, home) = (Command::new("cargo"), root.join(dir));
+            cargo.current_dir(root).env("CRITERION_HOME", home);
+            cargo.arg("bench").args(args.split_whitespace());
+            process::run(cargo.arg("--").args(options))?;
         }
-        bench(
-            Source::OursSpNaive,
-            "--features sp-naive --bench access --bench alloc",
-        )?;
-        bench(Source::Peer, "--no-default-features --features sp-naive")?;
     }
     let results = read_results(root)?;
-    let efficiency = Efficiency::read(root)?;
     let machine = machine()?;
-
-    let results_md = root.join("benches/results.md");
-    let report = format!(
-        "# Host benchmarks: per-CPU accesses, counting and allocation\n\n{}",
-        render_report(&machine, &results, efficiency.as_ref(), "##", "")
-    );
-    write(&results_md, &report)?;
-    let section = render_report(&machine, &results, efficiency.as_ref(), "####", "benches/");
+    let title = "# Host benchmarks: per-CPU accesses, counting and allocation";
+    let report = render_report(root, &machine, &results, false);
+    let report = format!("{title}\n\n{report}");
+    fs::write(root.join("benches/results.md"), &report)
+        .map_err(|e| format!("cannot write benches/results.md: {e}"))?;
+    let section = render_report(root, &machine, &results, true);
     crate::readme::update(root, "bench-table", &section)?;
-    let (svg, ops_svg, alloc_svg) = (
-        root.join("benches/results.svg"),
-        root.join("benches/ops.svg"),
-        root.join("benches/alloc.svg"),
-    );
-    draw_chart(&svg, &results, &[(&ACCESSES, false), (&INIT, false)])?;
-    draw_chart(
-        &ops_svg,
-        &results,
-        &[(&OPS, false), (&BATCHED_READ, false), (&STATS, true)],
-    )?;
-    let sizes = Table {
-        operations: &AGAINST_BOX.operations[..ALLOC_SIZES],
-        ..AGAINST_BOX
-    };
-    draw_chart(
-        &alloc_svg,
-        &results,
-        &[
-            (&COUNTING, true),
-            (&sizes, true),
-            (&ALLOC_THREADS, false),
-            (&LIVE, false),
-        ],
-    )?;
+    for (file, _, panels) in CHARTS {
+        let path = root.join("benches").join(file);
+        draw_chart(&path, &results, panels).map_err(|e| format!("cannot draw {file}: {e}"))?;
+    }
     print!("{report}");
-    println!(
-        "wrote {}, the README, {}, {} and {}",
-        results_md.display(),
-        svg.display(),
-        ops_svg.display(),
-        alloc_svg.display()
-    );
+    println!("wrote benches/results.md, the README and the charts in benches/");
     Ok(())
-}
-
-/// Writes `text` to `path`.
-fn write(path: &Path, text: &str) -> Result<(), String> {
-    fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// The memory efficiency of the mixed workload, per CPU, as `benches/alloc.rs` measured it: its
-/// `key=value` lines, from the hosted run if there is one.
-struct Efficiency {
-    values: BTreeMap<String, String>,
-    /// Which run measured it.
-    mode: &'static str,
-}
-
-impl Efficiency {
-    /// Reads `memory_efficiency/mixed.txt` of criterion's directory; `None` if never written.
-    fn read(root: &Path) -> Result<Option<Self>, String> {
-        for (source, mode) in [
-            (Source::Ours, "hosted"),
-            (Source::OursSpNaive, "`sp-naive`"),
-        ] {
-            let path = source
-                .criterion_dir(root)
-                .join("memory_efficiency/mixed.txt");
-            if let Ok(text) = fs::read_to_string(&path) {
-                let values = text
-                    .lines()
-                    .filter_map(|line| line.split_once('='))
-                    .map(|(key, value)| (key.to_string(), value.to_string()))
-                    .collect();
-                return Ok(Some(Efficiency { values, mode }));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The value of `key`.
-    fn value(&self, key: &str) -> Result<&str, String> {
-        self.values
-            .get(key)
-            .map(String::as_str)
-            .ok_or_else(|| format!("no `{key}` in mixed.txt"))
-    }
 }
 
 /// A line describing the machine and the toolchain.
 fn machine() -> Result<String, String> {
-    let lscpu = output(&mut Command::new("lscpu")).unwrap_or_default();
+    let run = |program: &str, args: &[&str]| output(Command::new(program).args(args));
+    let lscpu = run("lscpu", &[]).unwrap_or_default();
     let field = |name: &str| {
         let value = lscpu.lines().find_map(|line| line.strip_prefix(name));
         value.map_or("unknown", str::trim).to_string()
     };
-    let kernel = output(Command::new("uname").args(["-s", "-r", "-m"]))?;
-    let rustc = output(Command::new("rustc").arg("-V"))?;
-    let date = output(Command::new("date").args(["-u", "+%Y-%m-%d"]))?;
+    let (model, cpus) = (field("Model name:"), field("CPU(s):"));
+    let kernel = run("uname", &["-s", "-r", "-m"])?;
+    let (rustc, date) = (run("rustc", &["-V"])?, run("date", &["-u", "+%Y-%m-%d"])?);
     // Other work on the machine shows in the numbers: the load average at the end of the run.
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split(' ').take(3).collect::<Vec<_>>().join(" ");
+    let (kernel, rustc, date) = (kernel.trim(), rustc.trim(), date.trim());
     Ok(format!(
-        "{}, {} CPUs, {}, {}, {}, load average {}",
-        field("Model name:"),
-        field("CPU(s):"),
-        kernel.trim(),
-        rustc.trim(),
-        date.trim(),
-        load.split(' ').take(3).collect::<Vec<_>>().join(" ")
+        "{model}, {cpus} CPUs, {kernel}, {rustc}, {date}, load average {load}"
     ))
 }
 
@@ -527,77 +487,55 @@ fn format_ns(ns: f64) -> String {
     }
 }
 
-/// The report: a paragraph on the run, the charts, the tables (headings at `level`), the goals.
-/// `charts` is the path from the report's directory to the charts'.
-fn render_report(
-    machine: &str,
-    results: &Results,
-    efficiency: Option<&Efficiency>,
-    level: &str,
-    charts: &str,
-) -> String {
+/// The report (for `benches/results.md` or the README): a paragraph on the run, the charts, the
+/// tables, the memory efficiency, the goals.
+fn render_report(root: &Path, machine: &str, results: &Results, readme: bool) -> String {
+    let (level, charts) = if readme {
+        ("####", "benches/")
+    } else {
+        ("##", "")
+    };
     let mut report = format!(
         "Generated by `cargo xtask bench` (do not edit): {machine}. Medians of criterion's estimates, \
          with this thread acting as CPU 0 of 4 (hosted mode, x86_64 Linux only) or as the only CPU \
          (`sp-naive`). The machine is shared and its load varies: a sub-ns access figure can change by \
          2× from one run to the next, so the goals below judge access differences against the noise of \
-         the run.\n\n\
-         ![accesses and init]({charts}results.svg)\n\
-         ![operations, batched counter, statistics]({charts}ops.svg)\n\
-         ![counting and allocation]({charts}alloc.svg)\n"
+         the run.\n\n"
     );
+    for (file, description, _) in CHARTS {
+        let _ = writeln!(report, "![{description}]({charts}{file})");
+    }
     for table in TABLES {
         let _ = write!(report, "\n{level} {}\n\n{}\n\n", table.title, table.text);
-        if std::ptr::eq(table, &COUNTING) {
+        if table.title == COUNTING.title {
             render_counting(&mut report, results);
         } else {
             render_table(&mut report, table, results);
         }
-        if std::ptr::eq(table, &ACCESSES) {
-            report.push_str(
-                "\n`percpu` 0.4 has no `add_current`: its `add u64` is what its users write, \
-                 `with_current(|v| *v += x)`; `AtomicU64` adds with `fetch_add` (a locked \
-                 instruction); the `CachePadded` slot with a relaxed load and store, as a kernel does \
-                 for its own CPU's slot with preemption disabled.\n",
-            );
-        }
     }
     let _ = write!(report, "\n{level} Memory efficiency\n\n");
-    if let Err(e) = render_efficiency(&mut report, efficiency) {
+    if let Err(e) = render_efficiency(&mut report, root) {
         let _ = writeln!(report, "Not measured: {e}.");
     }
     let _ = write!(report, "\n{level} Goals\n\n");
-    render_goals(&mut report, results);
+    for goal in &GOALS {
+        render_goal(&mut report, goal, results);
+    }
     report
-}
-
-/// A Markdown table's header.
-fn header(report: &mut String, columns: &[&str]) {
-    let _ = writeln!(report, "| implementation | {} |", columns.join(" | "));
-    let _ = writeln!(report, "|---|{}", "---|".repeat(columns.len()));
 }
 
 /// One Markdown table: a row per implementation, each cell the median and its ratio to the reference.
 fn render_table(report: &mut String, table: &Table, results: &Results) {
-    header(
-        report,
-        &table
-            .operations
-            .iter()
-            .map(|(_, label)| *label)
-            .collect::<Vec<_>>(),
-    );
+    let labels: Vec<_> = table.operations.iter().map(|(_, label)| *label).collect();
+    let _ = writeln!(report, "| implementation | {} |", labels.join(" | "));
+    let _ = writeln!(report, "|---|{}", "---|".repeat(labels.len()));
     for implementation in results.rows(table) {
         let _ = write!(report, "| {} |", implementation.label);
-        for (group, _) in table.operations {
-            let reference = match table.reference {
-                Reference::Implementation(key) => results.get(group, key),
-                Reference::FirstColumn => results.get(table.operations[0].0, implementation.key),
-            };
-            let cell = match (results.get(group, implementation.key), reference) {
-                (Some(ns), Some(reference)) => {
-                    format!("{} ns ({:.2}×)", format_ns(ns), ns / reference)
-                }
+        for &(group, _) in table.operations {
+            let key = implementation.key;
+            let to = results.reference(group, key, table.reference);
+            let cell = match (results.get(group, key), to) {
+                (Some(ns), Some(to)) => format!("{} ns ({:.2}×)", format_ns(ns), ns / to.median),
                 (Some(ns), None) => format!("{} ns", format_ns(ns)),
                 (None, _) => "—".into(),
             };
@@ -610,334 +548,145 @@ fn render_table(report: &mut String, table: &Table, results: &Results) {
 /// The counting table: ns per increment and thread, total throughput on 2 threads, and the
 /// throughput ratio to the shared atomic.
 fn render_counting(report: &mut String, results: &Results) {
-    let [one, two] = [COUNTING.operations[0].0, COUNTING.operations[1].0];
-    header(
+    let _ = writeln!(
         report,
-        &[
-            "1 thread",
-            "2 threads, per thread",
-            "2 threads, total",
-            "throughput vs the shared `AtomicU64`, 1 / 2 threads",
-        ],
+        "| implementation | 1 thread | 2 threads, per thread | 2 threads, total | throughput vs the \
+         shared `AtomicU64`, 1 / 2 threads |\n|---|---|---|---|---|"
     );
-    let ns = |value: Option<f64>| value.map_or("—".into(), |ns| format!("{} ns", format_ns(ns)));
+    let (one, two) = (COUNTING.operations[0].0, COUNTING.operations[1].0);
     for implementation in results.rows(&COUNTING) {
         let get = |group| results.get(group, implementation.key);
-        let ratio = |group| match (get(group), results.get(group, "atomic_shared")) {
-            (Some(ns), Some(reference)) => format!("{:.2}×", reference / ns),
-            _ => "—".into(),
+        let ns = |group| get(group).map_or("—".into(), |ns| format!("{} ns", format_ns(ns)));
+        let ratio = |group| match get(group).zip(results.get(group, "atomic_shared")) {
+            Some((ns, atomic)) => format!("{:.2}×", atomic / ns),
+            None => "—".into(),
         };
         let total = get(two).map_or("—".into(), |ns| format!("{:.0} /µs", 2000.0 / ns));
-        let _ = writeln!(
-            report,
-            "| {} | {} | {} | {total} | {} / {} |",
-            implementation.label,
-            ns(get(one)),
-            ns(get(two)),
-            ratio(one),
-            ratio(two)
-        );
+        let (ns_one, ns_two, ratios) = (ns(one), ns(two), [ratio(one), ratio(two)].join(" / "));
+        let row = format!("{ns_one} | {ns_two} | {total} | {ratios}");
+        let _ = writeln!(report, "| {} | {row} |", implementation.label);
     }
 }
 
-/// The memory-efficiency table.
-fn render_efficiency(report: &mut String, efficiency: Option<&Efficiency>) -> Result<(), String> {
-    let efficiency = efficiency.ok_or("`benches/alloc.rs` has not run")?;
+/// The memory efficiency of the mixed workload, per CPU, from the `key=value` lines `benches/alloc.rs`
+/// writes to `memory_efficiency/mixed.txt` of criterion's directory, the hosted run's if there is one.
+fn render_efficiency(report: &mut String, root: &Path) -> Result<(), String> {
+    let read = |dir: &str| fs::read_to_string(root.join(dir).join("memory_efficiency/mixed.txt"));
+    let (text, mode) = match (read(OURS), read(SP_NAIVE)) {
+        (Ok(text), _) => (text, "hosted"),
+        (_, Ok(text)) => (text, "`sp-naive`"),
+        _ => return Err("`benches/alloc.rs` has not run".into()),
+    };
+    let values: BTreeMap<_, _> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    let value = |key: &str| values.get(key).ok_or(format!("no `{key}` in mixed.txt"));
     let _ = writeln!(
         report,
-        "A mixed workload through the real `percpu_alloc` ({} mode, further chunks from the global \
+        "A mixed workload through the real `percpu_alloc` ({mode} mode, further chunks from the global \
          allocator), from an empty allocator: objects of {} bytes in a pseudo-random order, then a \
          pseudo-random half of them replaced by new ones. Figures per CPU from `percpu_alloc::stats()` \
          (deterministic): bytes asked for, bytes reserved (rounded up to 8-byte granules), and the bytes \
          of all chunks held, the first chunk (the 64 KiB dynamic reserve of the areas) included.\n\n\
          | phase | objects | bytes asked | bytes reserved | chunks (bytes) | asked / chunk bytes |\n\
          |---|---|---|---|---|---|",
-        efficiency.mode,
-        efficiency.value("sizes")?.replace(',', ", ")
+        value("sizes")?.replace(',', ", ")
     );
     for phase in ["allocated", "churned"] {
         let number = |key: &str| -> Result<f64, String> {
-            let value = efficiency.value(&format!("{phase}.{key}"))?;
+            let value = value(&format!("{phase}.{key}"))?;
             value.parse().map_err(|e| format!("`{phase}.{key}`: {e}"))
         };
-        let _ = writeln!(
-            report,
-            "| {phase} | {} | {} | {} | {} ({}) | {:.1} % |",
-            number("objects")?,
-            number("requested_bytes")?,
-            number("reserved_bytes")?,
-            number("chunks")?,
-            number("chunk_bytes")?,
-            100.0 * number("requested_bytes")? / number("chunk_bytes")?
-        );
+        let (objects, reserved) = (number("objects")?, number("reserved_bytes")?);
+        let (asked, bytes) = (number("requested_bytes")?, number("chunk_bytes")?);
+        let chunks = number("chunks")?;
+        let share = 100.0 * asked / bytes;
+        let row = format!("{objects} | {asked} | {reserved} | {chunks} ({bytes}) | {share:.1} %");
+        let _ = writeln!(report, "| {phase} | {row} |");
     }
     Ok(())
 }
 
-/// One goal's line: `goal: …, measured: …, met` or `not met (cause)`.
-fn goal_line(report: &mut String, goal: &str, measured: Option<String>, met: bool, cause: &str) {
-    let _ = match measured {
-        None => writeln!(report, "- goal: {goal}, measured: not measured."),
-        Some(measured) if met => writeln!(report, "- goal: {goal}, measured: {measured}: **met**."),
-        Some(measured) => {
-            writeln!(
-                report,
-                "- goal: {goal}, measured: {measured}: **not met** ({cause})."
-            )
-        }
-    };
-}
-
-/// The ratios `a / b` of `operations` (groups of the same implementations), the goal's verdict, and
-/// the cause if missed: noise where criterion's confidence intervals or the noise of the run (the ratio
-/// between the static `percpu` and `percpu::raw`, the same instruction) cover the miss, else
-/// `explanation` of the group.
-fn ratio_goal(
-    results: &Results,
-    operations: &[Operation],
-    (a, b): (&str, &str),
-    limit: f64,
-    explanation: &dyn Fn(&str) -> String,
-) -> (Option<String>, bool, String) {
-    let mut ratios = Vec::new();
-    let mut causes = Vec::new();
-    for &(group, label) in operations {
-        let (Some(x), Some(y)) = (results.measure(group, a), results.measure(group, b)) else {
-            return (None, false, String::new());
+/// One goal's line: what it measures, met or not, and for a miss its cause: noise where criterion's
+/// confidence intervals or the noise of the run (the static `percpu` against `percpu::raw`, the same
+/// instruction) allow the limit, else the goal's cause.
+fn render_goal(report: &mut String, goal: &Goal, results: &Results) {
+    let (mut measured, mut causes, mut missed) = (Vec::new(), Vec::new(), Vec::new());
+    let (Limit::AtMost(limit) | Limit::AtLeast(limit, _)) = goal.limit;
+    let absolute = matches!(goal.reference, Reference::Absolute);
+    for &(group, label) in goal.operations {
+        let x = results.measure(group, goal.key);
+        let (Some(x), Some(y)) = (x, results.reference(group, goal.key, goal.reference)) else {
+            let _ = writeln!(report, "- goal: {}, measured: not measured.", goal.text);
+            return;
         };
         let ratio = x.median / y.median;
-        ratios.push(format!("{label} {ratio:.2}×"));
-        if ratio <= limit {
-            continue;
-        }
-        let missed = format!(
-            "{label} ({} against {} ns)",
-            format_ns(x.median),
-            format_ns(y.median)
-        );
-        let noise = results
-            .get(group, "percpu")
-            .zip(results.get(group, "percpu-raw"));
-        let noise = noise.map(|(p, r)| p.max(r) / p.min(r));
-        causes.push(match noise {
-            _ if x.low / y.high <= limit => format!(
-                "cause for {missed}: noise, criterion's 95 % confidence intervals still allow {limit}×"
-            ),
-            Some(noise) if ratio <= limit * noise => format!(
-                "cause for {missed}: the noise of this run, in which the static `percpu` and \
-                 `percpu::raw`, the same instruction, differ by {noise:.2}×"
-            ),
-            _ => format!("cause for {missed}: {}", explanation(group)),
+        // The value the goal states, and the largest time ratio it allows.
+        let (value, allowed) = match goal.limit {
+            Limit::AtMost(limit) => (ratio, limit),
+            Limit::AtLeast(limit, threads) => (threads / ratio, threads / limit),
+        };
+        let (x_ns, y_ns) = (format_ns(x.median), format_ns(y.median));
+        measured.push(match absolute {
+            true => format!("{label} {x_ns} ns"),
+            false => format!("{label} {value:.2}× ({x_ns} against {y_ns} ns)"),
         });
-    }
-    (
-        Some(ratios.join(", ")),
-        causes.is_empty(),
-        causes.join("; "),
-    )
-}
-
-/// The median of `key` in `group` formatted, or a dash.
-fn ns_of(results: &Results, group: &str, key: &str) -> String {
-    results.get(group, key).map_or("—".into(), format_ns)
-}
-
-/// Why a guard-less read-modify-write operation of group `group` can cost more than the `Cell`.
-fn rmw_explanation(results: &Results, group: &str) -> String {
-    let raw = ns_of(results, group, "percpu-raw");
-    let instruction = match group {
-        "xchg_u64" => {
-            return format!(
-                "`xchg` with a memory operand is always locked (the shared `AtomicU64::swap` takes {} \
-                 ns here), and the unlocked alternative, a load and a `cmpxchg` loop, is no faster (see \
-                 the swap table); the `Cell` stores without reading back through memory",
-                ns_of(results, group, "atomic_relaxed")
-            );
+        let get = |key| results.get(group, key);
+        let (p, r) = (get("percpu"), get("percpu-raw"));
+        let run = p.zip(r).map_or(1.0, |(p, r)| p.max(r) / p.min(r));
+        let unit = if absolute { " ns" } else { "×" };
+        if ratio <= allowed {
+            continue;
+        } else if x.low / y.high <= allowed {
+            causes.push(format!(
+                "cause for {label}: noise, criterion's 95 % confidence intervals still allow {limit}{unit}"
+            ));
+        } else if ratio <= allowed * run {
+            causes.push(format!(
+                "cause for {label}: the noise of this run, in which the static `percpu` and \
+                 `percpu::raw`, the same instruction, differ by {run:.2}×"
+            ));
+        } else {
+            missed.push(label);
         }
-        "fetch_add_u64" => "`xadd`",
-        "cmpxchg_u64" => "`cmpxchg`",
-        _ => "read-modify-write",
-    };
-    format!(
-        "the one unlocked {instruction} on the `%gs:` operand, which an interrupt cannot split, costs \
-         more on this CPU than the `Cell`'s separate load, operation and store, which an interrupt \
-         could split (`percpu::raw`, the same instruction with the address in a register, takes {raw} \
-         ns)"
-    )
-}
-
-/// The goals of the issues, each with its measurement and verdict.
-fn render_goals(report: &mut String, results: &Results) {
-    // Why a difference beyond the noise of one run can remain: what the loops execute.
-    let same_code = "the loops are the same instructions (one `%gs:` or `%fs:` access and the \
-                     `black_box` stores), so the difference comes from the run, not from the code: \
-                     compare two runs";
-    let one_load = "the handle is used by reference, so every access first loads its VMA from \
-                    memory: one load more than the static or `thread_local!` (`codegen/table.md`)";
-    let goals = [
-        (
-            "percpu_alloc",
-            "percpu",
-            1.2,
-            "a `PerCpuCell<u64>` handle within 1.2× of the static variable (handle / static)",
-            one_load,
-        ),
-        (
-            "percpu_alloc",
-            "thread_local",
-            1.1,
-            "ours within 1.1× of `thread_local!`: the `PerCpuCell<u64>` handle / `thread_local!`",
-            one_load,
-        ),
-        (
-            "percpu",
-            "thread_local",
-            1.1,
-            "ours within 1.1× of `thread_local!`: the static / `thread_local!`",
-            same_code,
-        ),
-    ];
-    for (a, b, limit, goal, explanation) in goals {
-        let explanation = |_: &str| explanation.to_string();
-        let (measured, met, cause) =
-            ratio_goal(results, ACCESSES.operations, (a, b), limit, &explanation);
-        goal_line(report, goal, measured, met, &cause);
     }
-    let (measured, met, cause) = ratio_goal(
-        results,
-        OPS.operations,
-        ("percpu", "thread_local"),
-        1.2,
-        &|group| rmw_explanation(results, group),
-    );
-    goal_line(
-        report,
-        "per-CPU read-modify-write operations within 1.2× of a `thread_local!` `Cell` doing the same \
-         (static / `thread_local!`)",
-        measured,
-        met,
-        &cause,
-    );
-    let read = results
-        .get("batched_read", "batched_counter_read")
-        .zip(results.get("batched_read", "atomic_load"));
-    goal_line(
-        report,
-        "`BatchedCounter::read` at most 2× a relaxed `AtomicU64` load, whatever the CPU count",
-        read.map(|(r, a)| format!("{:.2}× ({} against {} ns)", r / a, format_ns(r), format_ns(a))),
-        read.is_some_and(|(r, a)| r / a <= 2.0),
-        "cause: the handle is used by reference: its shared total's address is loaded first, one load \
-         more than the atomic's (`codegen/table.md`: 2 instructions, whatever the CPU count)",
-    );
-
-    let ns = |value: Option<f64>| value.map_or("—".into(), format_ns);
-    let one = |key| results.get("count_1_thread", key);
-    let two = |key| results.get("count_2_threads", key);
-    let ratio = two("atomic_shared").zip(two("percpu_counter"));
-    // The counter shares nothing: on 2 threads with a CPU each, it takes its 1-thread time.
-    let slowed = two("percpu_counter")
-        .zip(one("percpu_counter"))
-        .map_or(1.0, |(two, one)| two / one);
-    let cause = if slowed > 1.3 {
-        format!(
-            "cause: the threads did not each have a CPU for the whole measurement: the counter, which \
-             shares nothing, took {} ns per increment and thread on 2 threads against {} on 1 (other \
-             load on this 2-vCPU machine)",
-            ns(two("percpu_counter")),
-            ns(one("percpu_counter"))
-        )
-    } else {
-        format!(
-            "cause: contention costs little between the two vCPUs of this virtual machine: the shared \
-             atomic takes {} ns per increment and thread on 2 threads against {} on 1",
-            ns(two("atomic_shared")),
-            ns(one("atomic_shared"))
-        )
+    if !missed.is_empty() {
+        causes.push(format!("cause for {}: {}", missed.join(", "), goal.cause));
+    }
+    let verdict = match causes.join("; ") {
+        causes if causes.is_empty() => "**met**".to_string(),
+        causes => format!("**not met** ({causes})"),
     };
-    goal_line(
-        report,
-        "`PerCpuCounter` throughput at least 10× one contended `AtomicU64` on 2 threads",
-        ratio.map(|(atomic, ours)| {
-            let (a, o) = (format_ns(atomic), format_ns(ours));
-            format!(
-                "{:.1}× ({o} against {a} ns per increment and thread)",
-                atomic / ours
-            )
-        }),
-        ratio.is_some_and(|(atomic, ours)| atomic / ours >= 10.0),
-        &cause,
-    );
-
-    let alloc = results.get("alloc_free_8B", "percpu_alloc");
-    goal_line(
-        report,
-        "8-byte `PerCpu` allocation + drop median at most 25 ns on one thread-CPU",
-        alloc.map(|ns| format!("{} ns", format_ns(ns))),
-        alloc.is_some_and(|ns| ns <= 25.0),
-        &format!(
-            "cause: the work of a pair on this machine: 4 copies written and dropped, and the CPU's \
-             cache of free offsets taken and given back with interrupts off; the \
-             `Box<[CachePadded<[u8; 8]>]>` pair (glibc's aligned allocation) takes {} ns on the same \
-             machine",
-            ns(results.get("alloc_free_8B", "cache_padded_box")),
-        ),
-    );
-    let threads = results
-        .get("alloc_free_8B_1_thread", "percpu_alloc")
-        .zip(results.get("alloc_free_8B_2_threads", "percpu_alloc"));
-    goal_line(
-        report,
-        "8-byte allocation + drop on 2 thread-CPUs at once: total throughput at least 1.8× one \
-         thread's",
-        threads.map(|(one, two)| {
-            let (o, t) = (format_ns(one), format_ns(two));
-            format!("{:.2}× ({t} against {o} ns per pair and thread)", 2.0 * one / two)
-        }),
-        threads.is_some_and(|(one, two)| 2.0 * one / two >= 1.8),
-        &format!(
-            "cause: the pairs share nothing on the common path (each CPU's cache of free offsets), so \
-             the threads did not each have a CPU for the whole measurement (other load on this 2-vCPU \
-             machine: the counter, which shares nothing either, took {} ns per increment and thread on \
-             2 threads against {} on 1)",
-            ns(two("percpu_counter")),
-            ns(one("percpu_counter"))
-        ),
-    );
-
-    let [first, .., last] = LIVE.operations else {
-        unreachable!("three columns")
-    };
-    let growth = results
-        .get(first.0, "percpu_alloc")
-        .zip(results.get(last.0, "percpu_alloc"));
-    goal_line(
-        report,
-        "with 1 000 000 live objects, the 8-byte allocation + drop at most 1.5× its cost with 1 000",
-        growth.map(|(f, l)| format!("{:.2}× ({} against {} ns)", l / f, format_ns(l), format_ns(f))),
-        growth.is_some_and(|(first, last)| last / first <= 1.5),
-        "cause: allocator metadata and the live objects' copies no longer fit in the CPU's caches",
-    );
+    let (text, measured) = (goal.text, measured.join(", "));
+    let _ = writeln!(report, "- goal: {text}, measured: {measured}: {verdict}.");
 }
 
-/// A chart of `panels` side by side (a table each, on a logarithmic scale if its flag is set), the
-/// legend below, written as SVG to `path`.
-fn draw_chart(path: &Path, results: &Results, panels: &[(&Table, bool)]) -> Result<(), String> {
-    let error = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", path.display());
+/// A chart of `panels` side by side (a table each, on a logarithmic scale if its flag is set), each as
+/// wide as its bars and its axis, the legend below, written as SVG to `path`.
+fn draw_chart(path: &Path, results: &Results, panels: &[Panel]) -> Result<(), Box<dyn Error>> {
     let root = SVGBackend::new(path, (1200, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| error(&e))?;
-    let (plots, legend) = root.split_vertically(440);
-    // Each panel as wide as its bars, and its axis.
-    let weights: Vec<usize> = panels
-        .iter()
-        .map(|(t, _)| 8 + t.operations.len() * results.rows(t).len())
-        .collect();
-    let total: usize = weights.iter().sum();
-    let mut rest = plots;
+    root.fill(&WHITE)?;
+    let (mut rest, legend) = root.split_vertically(440);
+    let weight = |table: &Table| 8 + table.operations.len() * results.rows(table).len();
+    let total: usize = panels.iter().map(|(table, _)| weight(table)).sum();
     let mut drawn = Vec::new();
-    for ((table, log), weight) in panels.iter().zip(&weights) {
-        let (area, right) = rest.split_horizontally(1200 * *weight as u32 / total as u32);
+    for &(table, log) in panels {
+        let (area, right) = rest.split_horizontally(1200 * weight(table) as u32 / total as u32);
         rest = right;
-        drawn.extend(draw_panel(&area, table, *log, results).map_err(|e| error(&e))?);
+        let rows = results.rows(table);
+        let mut values = Vec::new();
+        for (group, _) in table.operations {
+            values.extend(rows.iter().filter_map(|i| results.get(group, i.key)));
+        }
+        let max = values.iter().copied().fold(1e-3, f64::max);
+        let min = values.iter().copied().fold(max, f64::min);
+        if log {
+            // From the power of ten below the smallest value, so that every bar shows.
+            let low = 10f64.powf(min.log10().floor());
+            let high = 10f64.powf(max.log10().ceil()).max(low * 10.0);
+            draw_panel(&area, table, &rows, results, (low..high).log_scale(), low)?;
+        } else {
+            draw_panel(&area, table, &rows, results, 0.0..max * 1.15, 0.0)?;
+        }
+        drawn.extend(rows.iter().map(|i| i.key));
     }
     // The legend: a colour box and a name per implementation drawn.
     let (mut x, mut y) = (20, 10);
@@ -948,84 +697,42 @@ fn draw_chart(path: &Path, results: &Results, panels: &[(&Table, bool)]) -> Resu
             (x, y) = (20, y + 22);
         }
         let color = implementation.color.filled();
-        legend
-            .draw(&Rectangle::new([(x, y), (x + 14, y + 14)], color))
-            .map_err(|e| error(&e))?;
-        legend
-            .draw(&Text::new(label, (x + 20, y), ("sans-serif", 14)))
-            .map_err(|e| error(&e))?;
+        legend.draw(&Rectangle::new([(x, y), (x + 14, y + 14)], color))?;
+        legend.draw(&Text::new(label, (x + 20, y), ("sans-serif", 14)))?;
         x += width;
     }
-    root.present().map_err(|e| error(&e))
+    Ok(root.present()?)
 }
 
-/// One panel: a group of bars per operation of `table`, the value above each bar; returns the keys
-/// of the implementations drawn.
-fn draw_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    table: &Table,
-    log: bool,
-    results: &Results,
-) -> Result<Vec<&'static str>, DrawingAreaErrorKind<DB::ErrorType>> {
-    let rows = results.rows(table);
-    let values = || {
-        let measured = rows
-            .iter()
-            .flat_map(|i| table.operations.iter().map(|(g, _)| results.get(g, i.key)));
-        measured.flatten()
-    };
-    let max = values().fold(1e-3, f64::max);
-    let min = values().fold(max, f64::min);
-    let mut chart = ChartBuilder::on(area);
-    chart.caption(table.title.replace('`', ""), ("sans-serif", 16));
-    chart.margin(10).x_label_area_size(30).y_label_area_size(50);
-    // The operations at 0..n, each labelled at its centre (ticks every 0.5, see `draw_bars`).
-    let count = table.operations.len();
-    let x = 0.0..count as f64;
-    if log {
-        // From the power of ten below the smallest value, so that every bar shows.
-        let low = 10f64.powf(min.log10().floor());
-        let high = 10f64.powf(max.log10().ceil()).max(low * 10.0);
-        draw_bars(
-            chart.build_cartesian_2d(x, (low..high).log_scale())?,
-            table,
-            &rows,
-            results,
-            low,
-        )?;
-    } else {
-        draw_bars(
-            chart.build_cartesian_2d(x, 0.0..max * 1.15)?,
-            table,
-            &rows,
-            results,
-            0.0,
-        )?;
-    }
-    Ok(rows.iter().map(|i| i.key).collect())
-}
-
-/// The axes and the bars of a panel whose bars start at `floor`.
-fn draw_bars<DB: DrawingBackend, Y: Ranged<ValueType = f64> + ValueFormatter<f64>>(
-    mut chart: ChartContext<DB, Cartesian2d<RangedCoordf64, Y>>,
+/// One panel: a group of bars per operation of `table` (at 0..n, each labelled at its centre: ticks
+/// every 0.5) filling 80 % of its width, from `floor` on the `y` axis, the value above each bar.
+fn draw_panel<Y: AsRangedCoord<Value = f64>>(
+    area: &DrawingArea<SVGBackend, Shift>,
     table: &Table,
     rows: &[&Implementation],
     results: &Results,
+    y: Y,
     floor: f64,
-) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+) -> Result<(), Box<dyn Error>>
+where
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let count = table.operations.len();
+    let mut chart = ChartBuilder::on(area)
+        .caption(table.title.replace('`', ""), ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..count as f64, y)?;
     let label = |x: &f64| match table.operations.get(*x as usize) {
         Some((_, label)) if x.fract() == 0.5 => label.to_string(),
         _ => String::new(),
     };
-    let ticks = 2 * table.operations.len() + 1;
     let mut mesh = chart.configure_mesh();
-    mesh.disable_x_mesh()
-        .light_line_style(TRANSPARENT)
-        .x_labels(ticks)
-        .x_label_formatter(&label)
-        .y_desc("ns")
-        .draw()?;
-    // Each operation's bars fill 80 % of its unit of width.
+    mesh.disable_x_mesh().light_line_style(TRANSPARENT);
+    mesh.x_labels(2 * count + 1).x_label_formatter(&label);
+    mesh.y_desc("ns").draw()?;
+    let plot = chart.plotting_area();
     let width = 0.8 / rows.len().max(1) as f64;
     for (op, (group, _)) in table.operations.iter().enumerate() {
         for (slot, implementation) in rows.iter().enumerate() {
@@ -1033,14 +740,10 @@ fn draw_bars<DB: DrawingBackend, Y: Ranged<ValueType = f64> + ValueFormatter<f64
                 continue;
             };
             let left = op as f64 + 0.1 + slot as f64 * width;
-            let bar = Rectangle::new(
-                [(left, floor), (left + width, ns)],
-                implementation.color.filled(),
-            );
-            let value = EmptyElement::at((left, ns))
-                + Text::new(format_ns(ns), (0, -12), ("sans-serif", 10));
-            chart.plotting_area().draw(&bar)?;
-            chart.plotting_area().draw(&value)?;
+            let color = implementation.color.filled();
+            let text = Text::new(format_ns(ns), (0, -12), ("sans-serif", 10));
+            plot.draw(&Rectangle::new([(left, floor), (left + width, ns)], color))?;
+            plot.draw(&(EmptyElement::at((left, ns)) + text))?;
         }
     }
     Ok(())

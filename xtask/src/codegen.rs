@@ -10,285 +10,123 @@
 //!
 //! Checks, each failing the command:
 //! - no count of ours exceeds the committed one in `codegen/expected.toml` (`--bless` rewrites it);
-//! - on x86_64, static `read_current`, `write_current`, `add_current` and `and/or/xor_current` are
-//!   exactly one instruction;
 //! - ours is never more instructions than the peer, except the waivers listed in `expected.toml`;
-//! - the `percpu::raw` accessors (VMA in a register) are at most one instruction more than the static
-//!   ones, and those loading the VMA from a handle at most one more than that;
-//! - the accessors of a run-time allocated `percpu_alloc::PerCpuCell<u64>` handle (and
-//!   `PerCpuCounter::add`), passed by reference, are at most one instruction more than the static
-//!   variable's: the load of the VMA from the handle.
+//! - on x86_64, a static's `read_current`, `write_current`, `add_current`, `and_current`,
+//!   `or_current` and `xor_current` are one instruction each;
+//! - a probe is at most one instruction more than its base: the `percpu::raw` accessors (VMA in a
+//!   register) than the static's, those loading the VMA from a handle than the `raw` ones, the
+//!   run-time allocated `percpu_alloc` handles, by reference, than the static's.
 //!
 //! The table goes to standard output, to `codegen/table.md` and into the README.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::LazyLock;
 
 use crate::arches::{Arch, ARCHES};
 use crate::install::{self, Toolchain};
 use crate::process::{self, output};
 
-/// One of the two per-CPU runtimes compared.
-#[derive(Clone, Copy)]
-enum Runtime {
-    /// This repository's `percpu`.
-    Ours,
-    /// crates.io `percpu` 0.4.0.
-    Peer,
-}
+/// Every probe in table order, by groups: the symbols as a pattern (`{a,b}_c` is `a_c` then `b_c`,
+/// the first braces varying slowest), then the label and the base (the probe it is at most one
+/// instruction more than) where [`RULES`] do not give them.
+#[rustfmt::skip]
+const GROUPS: [(&str, &str, &str); 16] = [
+    ("{read,write}_current_{u8,u32,u64,bool}", "", ""),
+    ("add_current_u64", "", ""),
+    ("with_current_inc_u64", "`with_current(|v| *v += 1)` u64", ""),
+    ("current_ptr_u64", "", ""),
+    ("remote_ptr_u64", "`remote_ptr(cpu)` u64", ""),
+    ("{raw,handle,percpu_alloc}_{read,write,add}_current_u64", "", ""),
+    ("percpu_counter_add", "`percpu_alloc::PerCpuCounter::add`, counter by `&`", "add_current_u64"),
+    ("{fetch_add,xchg,cmpxchg,and,or,xor}_current_u8", "", ""),
+    ("{fetch_add,xchg,cmpxchg,and,or,xor}_current_u32", "", ""),
+    ("{fetch_add,xchg,cmpxchg,and,or,xor}_current_u64", "", ""),
+    ("cmpxchg_current_bool", "", ""),
+    ("{raw,percpu_alloc}_{fetch_add,xchg,cmpxchg,and,or,xor}_current_u64", "", ""),
+    ("batched_counter_add", "`percpu_alloc::BatchedCounter::add`, counter by `&`", ""),
+    ("batched_counter_read", "`percpu_alloc::BatchedCounter::read`, counter by `&`", ""),
+    ("stats_static_add", "statistics field `add` (u64 at offset 8), `#[def_percpu]` static", ""),
+    ("stats_handle_add", "statistics field `add` (u64 at offset 8), `percpu_alloc::PerCpuStats` by `&`", "add_current_u64"),
+];
 
-impl Runtime {
-    /// The probe crate's directory under `codegen/`.
-    fn dir(self) -> &'static str {
-        match self {
-            Runtime::Ours => "probe-ours",
-            Runtime::Peer => "probe-peer",
-        }
-    }
-}
+/// The naming rules of a symbol `<prefix><op>_<type>`: prefix, then the label and the base with
+/// `{op}` and `{ty}` replaced; the first matching prefix applies.
+#[rustfmt::skip]
+const RULES: [(&str, &str, &str); 4] = [
+    ("raw_", "`raw::{op}` {ty}, VMA in a register", "{op}_{ty}"),
+    ("handle_", "`raw::{op}` {ty}, VMA loaded from `&usize`", "raw_{op}_{ty}"),
+    ("percpu_alloc_", "`percpu_alloc::PerCpuCell<{ty}>::{op}`, handle by `&`", "{op}_{ty}"),
+    ("", "`{op}` {ty}", ""),
+];
 
-/// How the peer offers an operation.
-#[derive(PartialEq)]
-enum PeerForm {
-    /// With the same API: the probe source is shared.
-    Same,
-    /// Not at all; the peer's probe is what a 0.4 user writes instead (shown in the table).
-    Workaround(&'static str),
-    /// Not at all, with no equivalent: ours only.
-    Missing,
-}
+/// The probes that the peer lacks but a 0.4 user writes otherwise: its probe is that code.
+const WORKAROUNDS: [(&str, &str); 1] = [("add_current_u64", "`with_current(|v| *v += x)`")];
 
 /// One probe function: one operation.
 struct Probe {
     /// The `#[no_mangle]` function name, and the key in `expected.toml`.
-    symbol: &'static str,
+    symbol: String,
     /// The row label of the table.
-    label: &'static str,
-    /// How the peer offers it.
-    peer: PeerForm,
+    label: String,
+    /// The probe it must be at most one instruction more than.
+    base: Option<String>,
+    /// Whether the peer has it: `codegen/probes.rs` names it, or it is one of [`WORKAROUNDS`].
+    in_peer: bool,
     /// Must be exactly one instruction on x86_64.
     one_on_x86: bool,
-    /// Must be at most one instruction more than this other probe.
-    at_most_one_more_than: Option<&'static str>,
-}
-
-/// A probe whose operation the peer offers with the same API.
-const fn shared(symbol: &'static str, label: &'static str, one_on_x86: bool) -> Probe {
-    Probe {
-        symbol,
-        label,
-        peer: PeerForm::Same,
-        one_on_x86,
-        at_most_one_more_than: None,
-    }
-}
-
-/// A probe of ours only, at most one instruction more than `base`.
-const fn ours_only(symbol: &'static str, label: &'static str, base: &'static str) -> Probe {
-    Probe {
-        symbol,
-        label,
-        peer: PeerForm::Missing,
-        one_on_x86: false,
-        at_most_one_more_than: Some(base),
-    }
-}
-
-/// A probe of ours only, with no base to compare with.
-const fn ours(symbol: &'static str, label: &'static str, one_on_x86: bool) -> Probe {
-    Probe {
-        symbol,
-        label,
-        peer: PeerForm::Missing,
-        one_on_x86,
-        at_most_one_more_than: None,
-    }
 }
 
 /// Every probe, in table order.
-const PROBES: [Probe; 57] = [
-    shared("read_current_u8", "`read_current` u8", true),
-    shared("read_current_u32", "`read_current` u32", true),
-    shared("read_current_u64", "`read_current` u64", true),
-    shared("read_current_bool", "`read_current` bool", true),
-    shared("write_current_u8", "`write_current` u8", true),
-    shared("write_current_u32", "`write_current` u32", true),
-    shared("write_current_u64", "`write_current` u64", true),
-    shared("write_current_bool", "`write_current` bool", true),
-    Probe {
-        symbol: "add_current_u64",
-        label: "`add_current` u64",
-        peer: PeerForm::Workaround("`with_current(|v| *v += x)`"),
-        one_on_x86: true,
-        at_most_one_more_than: None,
-    },
-    shared(
-        "with_current_inc_u64",
-        "`with_current(|v| *v += 1)` u64",
-        false,
-    ),
-    shared("current_ptr_u64", "`current_ptr` u64", false),
-    shared("remote_ptr_u64", "`remote_ptr(cpu)` u64", false),
-    ours_only(
-        "raw_read_current_u64",
-        "`raw::read_current` u64, VMA in a register",
-        "read_current_u64",
-    ),
-    ours_only(
-        "raw_write_current_u64",
-        "`raw::write_current` u64, VMA in a register",
-        "write_current_u64",
-    ),
-    ours_only(
-        "raw_add_current_u64",
-        "`raw::add_current` u64, VMA in a register",
-        "add_current_u64",
-    ),
-    ours_only(
-        "handle_read_current_u64",
-        "`raw::read_current` u64, VMA loaded from `&usize`",
-        "raw_read_current_u64",
-    ),
-    ours_only(
-        "handle_write_current_u64",
-        "`raw::write_current` u64, VMA loaded from `&usize`",
-        "raw_write_current_u64",
-    ),
-    ours_only(
-        "handle_add_current_u64",
-        "`raw::add_current` u64, VMA loaded from `&usize`",
-        "raw_add_current_u64",
-    ),
-    ours_only(
-        "percpu_alloc_read_u64",
-        "`percpu_alloc::PerCpuCell<u64>::read_current`, handle by `&`",
-        "read_current_u64",
-    ),
-    ours_only(
-        "percpu_alloc_write_u64",
-        "`percpu_alloc::PerCpuCell<u64>::write_current`, handle by `&`",
-        "write_current_u64",
-    ),
-    ours_only(
-        "percpu_alloc_add_u64",
-        "`percpu_alloc::PerCpuCell<u64>::add_current`, handle by `&`",
-        "add_current_u64",
-    ),
-    ours_only(
-        "percpu_counter_add",
-        "`percpu_alloc::PerCpuCounter::add`, counter by `&`",
-        "add_current_u64",
-    ),
-    ours("fetch_add_current_u8", "`fetch_add_current` u8", false),
-    ours("xchg_current_u8", "`xchg_current` u8", false),
-    ours("cmpxchg_current_u8", "`cmpxchg_current` u8", false),
-    ours("and_current_u8", "`and_current` u8", true),
-    ours("or_current_u8", "`or_current` u8", true),
-    ours("xor_current_u8", "`xor_current` u8", true),
-    ours("fetch_add_current_u32", "`fetch_add_current` u32", false),
-    ours("xchg_current_u32", "`xchg_current` u32", false),
-    ours("cmpxchg_current_u32", "`cmpxchg_current` u32", false),
-    ours("and_current_u32", "`and_current` u32", true),
-    ours("or_current_u32", "`or_current` u32", true),
-    ours("xor_current_u32", "`xor_current` u32", true),
-    ours("fetch_add_current_u64", "`fetch_add_current` u64", false),
-    ours("xchg_current_u64", "`xchg_current` u64", false),
-    ours("cmpxchg_current_u64", "`cmpxchg_current` u64", false),
-    ours("and_current_u64", "`and_current` u64", true),
-    ours("or_current_u64", "`or_current` u64", true),
-    ours("xor_current_u64", "`xor_current` u64", true),
-    ours("cmpxchg_current_bool", "`cmpxchg_current` bool", false),
-    ours_only(
-        "raw_fetch_add_current_u64",
-        "`raw::fetch_add_current` u64, VMA in a register",
-        "fetch_add_current_u64",
-    ),
-    ours_only(
-        "raw_xchg_current_u64",
-        "`raw::xchg_current` u64, VMA in a register",
-        "xchg_current_u64",
-    ),
-    ours_only(
-        "raw_cmpxchg_current_u64",
-        "`raw::cmpxchg_current` u64, VMA in a register",
-        "cmpxchg_current_u64",
-    ),
-    ours_only(
-        "raw_and_current_u64",
-        "`raw::and_current` u64, VMA in a register",
-        "and_current_u64",
-    ),
-    ours_only(
-        "raw_or_current_u64",
-        "`raw::or_current` u64, VMA in a register",
-        "or_current_u64",
-    ),
-    ours_only(
-        "raw_xor_current_u64",
-        "`raw::xor_current` u64, VMA in a register",
-        "xor_current_u64",
-    ),
-    ours_only(
-        "percpu_alloc_fetch_add_u64",
-        "`percpu_alloc::PerCpuCell<u64>::fetch_add_current`, handle by `&`",
-        "fetch_add_current_u64",
-    ),
-    ours_only(
-        "percpu_alloc_xchg_u64",
-        "`percpu_alloc::PerCpuCell<u64>::xchg_current`, handle by `&`",
-        "xchg_current_u64",
-    ),
-    ours_only(
-        "percpu_alloc_cmpxchg_u64",
-        "`percpu_alloc::PerCpuCell<u64>::cmpxchg_current`, handle by `&`",
-        "cmpxchg_current_u64",
-    ),
-    ours_only(
-        "percpu_alloc_and_u64",
-        "`percpu_alloc::PerCpuCell<u64>::and_current`, handle by `&`",
-        "and_current_u64",
-    ),
-    ours_only(
-        "percpu_alloc_or_u64",
-        "`percpu_alloc::PerCpuCell<u64>::or_current`, handle by `&`",
-        "or_current_u64",
-    ),
-    ours_only(
-        "percpu_alloc_xor_u64",
-        "`percpu_alloc::PerCpuCell<u64>::xor_current`, handle by `&`",
-        "xor_current_u64",
-    ),
-    ours(
-        "batched_counter_add",
-        "`percpu_alloc::BatchedCounter::add`, counter by `&`",
-        false,
-    ),
-    ours(
-        "batched_counter_read",
-        "`percpu_alloc::BatchedCounter::read`, counter by `&`",
-        false,
-    ),
-    ours(
-        "stats_static_add",
-        "statistics field `add` (u64 at offset 8), `#[def_percpu]` static",
-        false,
-    ),
-    ours_only(
-        "stats_handle_add",
-        "statistics field `add` (u64 at offset 8), `percpu_alloc::PerCpuStats` by `&`",
-        "add_current_u64",
-    ),
-];
+static PROBES: LazyLock<Vec<Probe>> = LazyLock::new(|| {
+    let shared: BTreeSet<&str> = include_str!("../../codegen/probes.rs")
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .collect();
+    let mut probes = Vec::new();
+    for (pattern, label, base) in GROUPS {
+        for symbol in expand(pattern) {
+            let (name, ty) = symbol.rsplit_once('_').unwrap_or((&symbol, ""));
+            let rule = RULES.iter().find(|rule| name.starts_with(rule.0)).unwrap();
+            let op = &name[rule.0.len()..];
+            let or_rule = |given: &str, rule: &str| match given {
+                "" => rule.replace("{op}", op).replace("{ty}", ty),
+                given => given.to_string(),
+            };
+            let simple = ["read", "write", "add", "and", "or", "xor"];
+            let simple = op
+                .strip_suffix("_current")
+                .is_some_and(|op| simple.contains(&op));
+            probes.push(Probe {
+                label: or_rule(label, rule.1),
+                base: Some(or_rule(base, rule.2)).filter(|base| !base.is_empty()),
+                in_peer: shared.contains(&*symbol) || WORKAROUNDS.iter().any(|w| w.0 == symbol),
+                one_on_x86: simple && rule.0.is_empty(),
+                symbol,
+            });
+        }
+    }
+    probes
+});
 
-/// The instruction count of one probe.
-#[derive(Clone, Copy, Default, PartialEq)]
+/// The symbols of a pattern: each `{a,b}` is `a`, then `b`; the first braces vary slowest.
+fn expand(pattern: &str) -> Vec<String> {
+    let Some((head, rest)) = pattern.split_once('{') else {
+        return vec![pattern.to_string()];
+    };
+    let (alternatives, tail) = rest.split_once('}').expect("`{` closed by `}`");
+    let expand_one = |alternative| expand(&format!("{head}{alternative}{tail}"));
+    alternatives.split(',').flat_map(expand_one).collect()
+}
+
+/// The instruction count of one probe, final returns excluded.
+#[derive(Clone, Copy)]
 struct Count {
-    /// The probe's own instructions, final return excluded.
+    /// The probe's own instructions.
     own: usize,
-    /// The instructions of the functions it calls out of line, final returns excluded.
+    /// The instructions of the functions it calls out of line.
     callees: usize,
 }
 
@@ -300,10 +138,9 @@ impl Count {
 
     /// The table cell: `own`, or `own+callees`.
     fn cell(self) -> String {
-        if self.callees == 0 {
-            self.own.to_string()
-        } else {
-            format!("{}+{}", self.own, self.callees)
+        match self.callees {
+            0 => self.own.to_string(),
+            callees => format!("{}+{callees}", self.own),
         }
     }
 }
@@ -314,183 +151,116 @@ type Counts = Vec<BTreeMap<&'static str, Count>>;
 /// Entry point: builds, counts, prints and writes the table, checks; `--bless` rewrites the
 /// expectations instead of checking against them.
 pub fn run(root: &Path, bless: bool) -> Result<(), String> {
-    let objdump = llvm_objdump()?;
-    let mut ours = Counts::new();
-    let mut peer = Counts::new();
+    let libdir = output(Command::new("rustc").args(["--print", "target-libdir"]))?;
+    // `<sysroot>/lib/rustlib/<host>/bin/llvm-objdump`, of rustup's component `llvm-tools`.
+    let objdump = Path::new(libdir.trim()).with_file_name("bin/llvm-objdump");
+    if !objdump.exists() {
+        process::run(Command::new("rustup").args(["component", "add", "llvm-tools"]))?;
+    }
+    let (mut ours, mut peer) = (Counts::new(), Counts::new());
     for arch in &ARCHES {
         let toolchain = install::ensure_target(arch)?;
-        ours.push(count_runtime(
-            root,
-            &objdump,
-            arch,
-            toolchain,
-            Runtime::Ours,
-        )?);
-        peer.push(count_runtime(
-            root,
-            &objdump,
-            arch,
-            toolchain,
-            Runtime::Peer,
-        )?);
+        ours.push(count(root, &objdump, arch, toolchain, false)?);
+        peer.push(count(root, &objdump, arch, toolchain, true)?);
     }
 
-    let expected_path = root.join("codegen/expected.toml");
-    let expected = fs::read_to_string(&expected_path)
-        .map_err(|e| format!("cannot read {}: {e}", expected_path.display()))
-        .and_then(|text| Expected::parse(&text))?;
-    let mut report = Report::default();
-    check_targets(&ours, &peer, &expected.waivers, &mut report);
+    let path = root.join("codegen/expected.toml");
+    let text = fs::read_to_string(&path).map_err(|e| format!("cannot read {path:?}: {e}"))?;
+    let mut expected: Expected = toml::from_str(&text).map_err(|e| format!("{path:?}: {e}"))?;
+    let report = check(&ours, &peer, &mut expected, bless);
     if bless {
-        let blessed = Expected::from_counts(&ours, &report.needed_waivers, &expected.waivers);
-        fs::write(&expected_path, blessed.render())
-            .map_err(|e| format!("cannot write {}: {e}", expected_path.display()))?;
-        println!("blessed {}", expected_path.display());
-    } else {
-        check_expected(&ours, &expected, &mut report);
+        for (arch, ours) in ARCHES.iter().zip(&ours) {
+            let counts = ours.iter().map(|(p, count)| (p.to_string(), count.total()));
+            expected.counts.insert(arch.name.into(), counts.collect());
+        }
+        fs::write(&path, expected.render()).map_err(|e| format!("cannot write {path:?}: {e}"))?;
+        println!("blessed {}", path.display());
     }
 
-    let applied = expected
-        .waivers
-        .iter()
-        .filter(|(key, _)| report.needed_waivers.contains(key))
-        .collect();
-    let table = render_table(&ours, &peer, &applied)?;
+    let table = render_table(&ours, &peer, &expected.waivers)?;
     print!("{table}");
-    let table_path = root.join("codegen/table.md");
-    fs::write(&table_path, &table)
-        .map_err(|e| format!("cannot write {}: {e}", table_path.display()))?;
+    fs::write(root.join("codegen/table.md"), &table)
+        .map_err(|e| format!("cannot write codegen/table.md: {e}"))?;
     // The README shows the table itself, without the title and the introduction.
-    let body = table
-        .find("| operation")
-        .map_or(&table[..], |start| &table[start..]);
+    let body = &table[table.find("| operation").unwrap_or(0)..];
     crate::readme::update(root, "codegen-table", body)?;
-
     for note in &report.notes {
         println!("note: {note}");
     }
     if report.failures.is_empty() {
         println!("codegen: all checks passed");
-        Ok(())
-    } else {
-        Err(format!(
-            "codegen: {} check(s) failed:\n  {}",
-            report.failures.len(),
-            report.failures.join("\n  ")
-        ))
+        return Ok(());
     }
+    let (number, failures) = (report.failures.len(), report.failures.join("\n  "));
+    Err(format!("codegen: {number} check(s) failed:\n  {failures}"))
 }
 
-/// The path of rustup's `llvm-objdump` (component `llvm-tools`, installed if missing).
-fn llvm_objdump() -> Result<PathBuf, String> {
-    let sysroot = output(Command::new("rustc").args(["--print", "sysroot"]))?;
-    let version = output(Command::new("rustc").arg("-vV"))?;
-    let host = version
-        .lines()
-        .find_map(|line| line.strip_prefix("host: "))
-        .ok_or("`rustc -vV` names no host")?;
-    let objdump = Path::new(sysroot.trim())
-        .join("lib/rustlib")
-        .join(host)
-        .join("bin/llvm-objdump");
-    if !objdump.exists() {
-        process::run(Command::new("rustup").args(["component", "add", "llvm-tools"]))?;
-    }
-    Ok(objdump)
-}
-
-/// Builds one probe crate for one architecture and counts every probe.
-fn count_runtime(
+/// Builds `probe-ours` (or, with `peer`, `probe-peer`) for `arch`, and counts its probes.
+fn count(
     root: &Path,
     objdump: &Path,
     arch: &Arch,
     toolchain: Toolchain,
-    runtime: Runtime,
+    peer: bool,
 ) -> Result<BTreeMap<&'static str, Count>, String> {
-    let target_dir = root.join("target/codegen").join(runtime.dir());
+    let name = if peer { "probe-peer" } else { "probe-ours" };
+    let target_dir = root.join("target/codegen").join(name);
     let mut cargo = Command::new("cargo");
     if arch.nightly {
         cargo.arg("+nightly");
     }
-    cargo
-        .args(["build", "--quiet", "--release", "--target", arch.target])
-        .arg("--manifest-path")
-        .arg(root.join("codegen").join(runtime.dir()).join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir);
+    let manifest = root.join("codegen").join(name).join("Cargo.toml");
+    cargo.args(["build", "--quiet", "--release", "--target", arch.target]);
+    cargo.arg("--manifest-path").arg(manifest);
+    cargo.arg("--target-dir").arg(&target_dir);
     if toolchain == Toolchain::BuildStd {
         // `percpu_alloc` (a dependency of `probe-ours`) needs `alloc` as well.
         cargo.arg("-Zbuild-std=core,alloc");
     }
     process::run(&mut cargo)?;
+
     let out_dir = target_dir.join(arch.target).join("release");
-    let rlib = out_dir.join(format!("lib{}.rlib", runtime.dir().replace('-', "_")));
-    let functions = disassemble(objdump, &[rlib])?;
-
-    // The functions that the probes call, found in the probe crate itself or its dependencies.
-    let mut callees: BTreeMap<String, usize> = BTreeMap::new();
+    let rlib = out_dir.join(format!("lib{}.rlib", name.replace('-', "_")));
+    let probes = disassemble(objdump, &[rlib])?;
+    // The functions that the probes call, in the probe crate itself or its dependencies.
+    let deps = fs::read_dir(out_dir.join("deps")).map_err(|e| format!("{out_dir:?}: {e}"))?;
+    let paths = deps.filter_map(|entry| Some(entry.ok()?.path()));
+    let is_rlib = |path: &PathBuf| path.extension() == Some("rlib".as_ref());
+    let deps = disassemble(objdump, &paths.filter(is_rlib).collect::<Vec<_>>())?;
+    let missing = |symbol: &str| format!("{name} for {}: no function `{symbol}`", arch.target);
     let mut counts = BTreeMap::new();
-    for probe in &PROBES {
-        if runtime_lacks(runtime, probe) {
-            continue;
+    for probe in PROBES.iter().filter(|probe| probe.in_peer || !peer) {
+        let symbol = probe.symbol.as_str();
+        let body = probes.get(symbol).ok_or_else(|| missing(symbol))?;
+        let mut callees = 0;
+        for callee in &body.calls {
+            callees += deps.get(callee).ok_or_else(|| missing(callee))?.size();
         }
-        let body = functions.get(probe.symbol).ok_or_else(|| {
-            format!(
-                "{} has no function `{}` for {}",
-                runtime.dir(),
-                probe.symbol,
-                arch.target
-            )
-        })?;
-        for target in body.iter().filter_map(|insn| insn.call.as_ref()) {
-            callees.insert(target.clone(), 0);
-        }
-        counts.insert(probe.symbol, body);
+        let own = body.size();
+        counts.insert(symbol, Count { own, callees });
     }
-    if !callees.is_empty() {
-        let deps = fs::read_dir(out_dir.join("deps"))
-            .map_err(|e| format!("cannot list {}: {e}", out_dir.display()))?
-            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-            .filter(|path| path.extension().is_some_and(|ext| ext == "rlib"))
-            .collect::<Vec<_>>();
-        let bodies = disassemble(objdump, &deps)?;
-        for (name, size) in &mut callees {
-            let body = bodies.get(name).ok_or_else(|| {
-                format!(
-                    "a {} probe calls `{name}`, found in no dependency",
-                    runtime.dir()
-                )
-            })?;
-            *size = instructions_before_return(body);
-        }
-    }
-    Ok(counts
-        .into_iter()
-        .map(|(symbol, body)| {
-            let mut called: Vec<&String> = body.iter().filter_map(|i| i.call.as_ref()).collect();
-            called.sort();
-            called.dedup();
-            let count = Count {
-                own: instructions_before_return(body),
-                callees: called.iter().map(|name| callees[*name]).sum(),
-            };
-            (symbol, count)
-        })
-        .collect())
+    Ok(counts)
 }
 
-/// Whether `runtime` has no probe for `probe`.
-fn runtime_lacks(runtime: Runtime, probe: &Probe) -> bool {
-    matches!(runtime, Runtime::Peer) && probe.peer == PeerForm::Missing
+/// A disassembled function.
+#[derive(Clone, Default)]
+struct Function {
+    /// Its instructions, whitespace collapsed (`addq %rdi, %gs:0x0`), cold paths included.
+    insns: Vec<String>,
+    /// The functions it calls or tail-calls, from their relocations.
+    calls: BTreeSet<String>,
 }
 
-/// One disassembled instruction.
-#[derive(Clone)]
-struct Insn {
-    /// The instruction text, whitespace collapsed (`addq %rdi, %gs:0x0`).
-    text: String,
-    /// The function it calls or tail-calls, from its relocation.
-    call: Option<String>,
+impl Function {
+    /// The number of instructions, the final return excluded.
+    fn size(&self) -> usize {
+        let last = self.insns.last().map_or("", String::as_str);
+        let ret = matches!(
+            last,
+            "ret" | "retq" | "jr ra" | "jalr zero, 0(ra)" | "jirl $zero, $ra, 0"
+        );
+        self.insns.len() - usize::from(ret)
+    }
 }
 
 /// Relocation types of calls and tail calls (x86_64 calls are recognised by their mnemonic: their
@@ -504,131 +274,62 @@ const CALL_RELOCATIONS: [&str; 6] = [
     "R_LARCH_CALL36",
 ];
 
-/// Disassembles `files` (with relocations); returns every function's instructions by symbol name (the
-/// first definition wins), cold paths included.
+/// Disassembles `files` (with relocations); returns every function by each of its symbols, the
+/// first definition winning.
 ///
 /// Whole files, never `--disassemble-symbols`: that option ends a function at the next label, and
-/// riscv64 code is full of `.Lpcrel_hi` labels. `llvm-objdump` names a function by one of its symbols
-/// only; the others (aliases, which LLVM's function merging makes of identical functions, e.g.
-/// `percpu_alloc_read_u64` of `handle_read_current_u64`) are found in the symbol table.
-fn disassemble(objdump: &Path, files: &[PathBuf]) -> Result<BTreeMap<String, Vec<Insn>>, String> {
-    let listing = output(
-        Command::new(objdump)
-            .args(["--disassemble", "--reloc", "--no-show-raw-insn"])
-            .args(files),
-    )?;
-
-    let mut functions = BTreeMap::new();
-    let mut current: Option<(String, Vec<Insn>)> = None;
+/// riscv64 code is full of `.Lpcrel_hi` labels. With `--show-all-symbols`, the aliases that LLVM's
+/// function merging makes of identical functions (e.g. `percpu_alloc_read_current_u64` of
+/// `handle_read_current_u64`) head the code one after the other.
+fn disassemble(objdump: &Path, files: &[PathBuf]) -> Result<BTreeMap<String, Function>, String> {
+    // `--disassemble --reloc`, all symbols, no instruction bytes.
+    let args = ["-d", "-r", "--show-all-symbols", "--no-show-raw-insn"];
+    let listing = output(Command::new(objdump).args(args).args(files))?;
+    // Every function with all its names, in listing order.
+    let mut found: Vec<(Vec<&str>, Function)> = Vec::new();
     for line in listing.lines() {
-        // A symbol header: `0000000000000000 <name>:`; `.L` labels are inside a function.
-        if let Some(name) = line
-            .split_once(" <")
-            .filter(|(address, _)| is_hex(address))
-            .and_then(|(_, rest)| rest.strip_suffix(">:"))
-        {
-            if !name.starts_with(".L") {
-                if let Some((name, body)) = current.take() {
-                    functions.entry(name).or_insert(body);
-                }
-                current = Some((name.to_string(), Vec::new()));
-            }
-            continue;
-        }
-        // An instruction `   1c: mnemonic operands`, or its relocation `   0000001c:  R_TYPE symbol+addend`.
-        let Some((address, text)) = line.split_once(':') else {
-            continue;
-        };
-        let (Some((_, body)), true) = (current.as_mut(), is_hex(address.trim())) else {
-            continue;
-        };
-        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        if let Some(relocation) = text.strip_prefix("R_") {
-            let (kind, symbol) = relocation.split_once(' ').unwrap_or((relocation, ""));
-            let kind = format!("R_{kind}");
-            if let Some(insn) = body.last_mut() {
-                let mnemonic = insn.text.split(' ').next().unwrap_or("");
-                if CALL_RELOCATIONS.contains(&kind.as_str())
-                    || mnemonic.starts_with("call")
-                    || mnemonic.starts_with("jmp")
-                {
-                    insn.call = Some(strip_addend(symbol).to_string());
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let is_hex = |word: &str| u64::from_str_radix(word, 16).is_ok();
+        let address = |word: &str| word.strip_suffix(':').is_some_and(is_hex);
+        let current = found.last_mut();
+        match words[..] {
+            // `0000000000000000 <name>:`; `.L` labels and `$x` mapping symbols are inside a function.
+            [at, name] if is_hex(at) && name.starts_with('<') && name.ends_with(">:") => {
+                let name = &name[1..name.len() - 2];
+                match current {
+                    _ if name.starts_with(['.', '$']) => {}
+                    Some((names, function)) if function.insns.is_empty() => names.push(name),
+                    _ => found.push((vec![name], Function::default())),
                 }
             }
-        } else if !text.is_empty() && text != "..." {
-            body.push(Insn { text, call: None });
+            // A relocation of the last instruction: `1c: R_TYPE symbol+addend`.
+            [at, kind, ref symbol @ ..] if address(at) && kind.starts_with("R_") => {
+                let (Some((_, function)), Some(symbol)) = (current, symbol.first()) else {
+                    continue;
+                };
+                let last = function.insns.last().map_or("", String::as_str);
+                let by_mnemonic = last.starts_with("call") || last.starts_with("jmp");
+                if by_mnemonic || CALL_RELOCATIONS.contains(&kind) {
+                    let callee = symbol.split(['+', '-']).next().unwrap_or(symbol);
+                    function.calls.insert(callee.to_string());
+                }
+            }
+            // An instruction: `1c: mnemonic operands`.
+            [at, mnemonic, ..] if address(at) && mnemonic != "..." => {
+                if let Some((_, function)) = current {
+                    function.insns.push(words[1..].join(" "));
+                }
+            }
+            _ => {}
         }
     }
-    if let Some((name, body)) = current {
-        functions.entry(name).or_insert(body);
-    }
-
-    for aliases in function_aliases(objdump, files)? {
-        let Some(body) = aliases.iter().find_map(|name| functions.get(name)).cloned() else {
-            continue;
-        };
-        for name in aliases {
-            functions.entry(name).or_insert_with(|| body.clone());
-        }
-    }
-    Ok(functions)
-}
-
-/// The function symbols of `files` that share an address: one list per address with several.
-fn function_aliases(objdump: &Path, files: &[PathBuf]) -> Result<Vec<Vec<String>>, String> {
-    let table = output(Command::new(objdump).arg("--syms").args(files))?;
-    // `(object file, section, address)` → the function symbols defined there.
-    let mut at: BTreeMap<(usize, &str, &str), Vec<String>> = BTreeMap::new();
-    let mut object = 0;
-    for line in table.lines() {
-        // Each archive member starts with `file(member): file format ...`.
-        if line.contains("file format") {
-            object += 1;
-            continue;
-        }
-        // `0000000000000000 g     F .text.name\t0000000000000008 name`
-        let Some((left, right)) = line.split_once('\t') else {
-            continue;
-        };
-        let fields: Vec<&str> = left.split_whitespace().collect();
-        let (Some(&address), Some(&section)) = (fields.first(), fields.last()) else {
-            continue;
-        };
-        if !is_hex(address) || !fields[1..fields.len() - 1].contains(&"F") {
-            continue;
-        }
-        if let Some((_, name)) = right.split_once(' ') {
-            at.entry((object, section, address))
-                .or_default()
-                .push(name.trim().to_string());
-        }
-    }
-    Ok(at.into_values().filter(|names| names.len() > 1).collect())
-}
-
-/// Whether `text` is a non-empty hexadecimal number.
-fn is_hex(text: &str) -> bool {
-    !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// A relocation's symbol without its addend (`sym-0x4` → `sym`).
-fn strip_addend(symbol: &str) -> &str {
-    [symbol.find("+0x"), symbol.find("-0x")]
-        .into_iter()
-        .flatten()
-        .min()
-        .map_or(symbol, |at| &symbol[..at])
-}
-
-/// The number of instructions of a function, its final return excluded.
-fn instructions_before_return(body: &[Insn]) -> usize {
-    let is_return = |insn: &Insn| {
-        matches!(
-            insn.text.as_str(),
-            "ret" | "retq" | "jr ra" | "jalr zero, 0(ra)" | "jirl $zero, $ra, 0"
-        )
-    };
-    body.len() - usize::from(body.last().is_some_and(is_return))
+    // Collected backwards, so that the first definition of a name wins.
+    let named = found.into_iter().rev().flat_map(|(names, function)| {
+        names
+            .into_iter()
+            .map(move |name| (name.to_string(), function.clone()))
+    });
+    Ok(named.collect())
 }
 
 /// What the checks found.
@@ -638,91 +339,60 @@ struct Report {
     failures: Vec<String>,
     /// Remarks that do not fail the command.
     notes: Vec<String>,
-    /// Waiver keys (`arch.probe`) whose case still occurs.
-    needed_waivers: Vec<String>,
 }
 
-/// The waiver key of a probe on an architecture.
-fn waiver_key(arch: &Arch, probe: &Probe) -> String {
-    format!("{}.{}", arch.name, probe.symbol)
-}
-
-/// The targets: one instruction on x86_64, never more than the peer (unless waived), raw, handle and
-/// `percpu_alloc` accessors at most one instruction more than their base.
-fn check_targets(
-    ours: &Counts,
-    peer: &Counts,
-    waivers: &BTreeMap<String, String>,
-    report: &mut Report,
-) {
+/// The checks of the module documentation (with `bless`, all but the committed counts); drops the
+/// waivers whose case no longer occurs.
+fn check(ours: &Counts, peer: &Counts, expected: &mut Expected, bless: bool) -> Report {
+    let mut report = Report::default();
+    let (failures, notes) = (&mut report.failures, &mut report.notes);
+    let mut needed = BTreeSet::new();
     for (index, arch) in ARCHES.iter().enumerate() {
-        for probe in &PROBES {
-            let count = ours[index][probe.symbol].total();
+        for probe in PROBES.iter() {
+            let key = format!("{}.{}", arch.name, probe.symbol);
+            let count = ours[index][probe.symbol.as_str()].total();
+            let finding = |what: String| format!("{key}: {count} instructions, {what}");
             if probe.one_on_x86 && arch.name == "x86_64" && count != 1 {
-                report.failures.push(format!(
-                    "x86_64 {}: {count} instructions, must be exactly 1",
-                    probe.symbol
-                ));
+                failures.push(finding("must be exactly 1".into()));
             }
-            if let Some(base) = probe.at_most_one_more_than {
-                let limit = ours[index][base].total() + 1;
+            if let Some(base) = &probe.base {
+                let limit = ours[index][base.as_str()].total() + 1;
                 if count > limit {
-                    report.failures.push(format!(
-                        "{} {}: {count} instructions, more than {base} + 1 = {limit}",
-                        arch.name, probe.symbol
-                    ));
+                    failures.push(finding(format!("more than {base} + 1 = {limit}")));
                 }
             }
-            let key = waiver_key(arch, probe);
-            let waiver = waivers.get(&key);
-            match peer[index].get(probe.symbol) {
+            let bless_hint = "`cargo xtask codegen --bless`";
+            match expected.count(arch, probe) {
+                _ if bless => {}
+                None => failures.push(format!("{key}: no committed count; run {bless_hint}")),
+                Some(committed) if count > committed => {
+                    failures.push(finding(format!("the committed count is {committed}")));
+                }
+                Some(committed) if count < committed => notes.push(finding(format!(
+                    "fewer than the committed {committed}: update with {bless_hint}"
+                ))),
+                Some(_) => {}
+            }
+            let waived = expected.waivers.contains_key(&key);
+            match peer[index].get(probe.symbol.as_str()) {
                 Some(theirs) if count > theirs.total() => {
-                    let message = format!(
-                        "{key}: ours {count} instructions, more than the peer's {}",
-                        theirs.total()
-                    );
-                    match waiver {
-                        Some(_) => {
-                            report
-                                .notes
-                                .push(format!("waived in expected.toml: {message}"));
-                            report.needed_waivers.push(key);
-                        }
-                        None => report.failures.push(message),
+                    let message = finding(format!("more than the peer's {}", theirs.total()));
+                    if waived {
+                        notes.push(format!("waived in expected.toml: {message}"));
+                        needed.insert(key);
+                    } else {
+                        failures.push(message);
                     }
                 }
-                _ if waiver.is_some() => report.notes.push(format!(
+                _ if waived => notes.push(format!(
                     "{key}: no longer more than the peer; `--bless` drops its waiver"
                 )),
                 _ => {}
             }
         }
     }
-}
-
-/// Our counts against the committed ones: more fails, fewer is a note.
-fn check_expected(ours: &Counts, expected: &Expected, report: &mut Report) {
-    for (index, arch) in ARCHES.iter().enumerate() {
-        for probe in &PROBES {
-            let count = ours[index][probe.symbol].total();
-            match expected.count(arch, probe) {
-                None => report.failures.push(format!(
-                    "{} {}: no committed count; run `cargo xtask codegen --bless`",
-                    arch.name, probe.symbol
-                )),
-                Some(committed) if count > committed => report.failures.push(format!(
-                    "{} {}: {count} instructions, the committed count is {committed}",
-                    arch.name, probe.symbol
-                )),
-                Some(committed) if count < committed => report.notes.push(format!(
-                    "{} {}: {count} instructions, fewer than the committed {committed}: \
-                     update with `cargo xtask codegen --bless`",
-                    arch.name, probe.symbol
-                )),
-                Some(_) => {}
-            }
-        }
-    }
+    expected.waivers.retain(|key, _| needed.contains(key));
+    report
 }
 
 /// The committed expectations: `codegen/expected.toml`, one `[architecture]` table of
@@ -739,30 +409,9 @@ struct Expected {
 }
 
 impl Expected {
-    /// Parses the file.
-    fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| format!("codegen/expected.toml: {e}"))
-    }
-
     /// The committed count of `probe` on `arch`.
     fn count(&self, arch: &Arch, probe: &Probe) -> Option<usize> {
-        self.counts.get(arch.name)?.get(probe.symbol).copied()
-    }
-
-    /// The expectations for `ours`, keeping the `needed` ones of the `old` waivers.
-    fn from_counts(ours: &Counts, needed: &[String], old: &BTreeMap<String, String>) -> Self {
-        let counts = ARCHES.iter().zip(ours).map(|(arch, counts)| {
-            let counts = counts
-                .iter()
-                .map(|(probe, count)| (probe.to_string(), count.total()));
-            (arch.name.to_string(), counts.collect())
-        });
-        let mut waivers = old.clone();
-        waivers.retain(|key, _| needed.contains(key));
-        Expected {
-            counts: counts.collect(),
-            waivers,
-        }
+        self.counts.get(arch.name)?.get(&probe.symbol).copied()
     }
 
     /// The file's text: comments, the counts in table order, the waivers.
@@ -774,7 +423,7 @@ impl Expected {
         );
         for arch in &ARCHES {
             let _ = write!(text, "\n[{}]\n", arch.name);
-            for probe in &PROBES {
+            for probe in PROBES.iter() {
                 if let Some(count) = self.count(arch, probe) {
                     let _ = writeln!(text, "{} = {count}", probe.symbol);
                 }
@@ -786,12 +435,8 @@ impl Expected {
         );
         for (key, reason) in &self.waivers {
             // TOML strings, quoted and escaped as TOML requires.
-            let _ = writeln!(
-                text,
-                "{} = {}",
-                toml::Value::from(key.as_str()),
-                toml::Value::from(reason.as_str())
-            );
+            let (key, reason) = (toml::Value::from(&**key), toml::Value::from(&**reason));
+            let _ = writeln!(text, "{key} = {reason}");
         }
         text
     }
@@ -801,15 +446,12 @@ impl Expected {
 fn render_table(
     ours: &Counts,
     peer: &Counts,
-    waivers: &BTreeMap<&String, &String>,
+    waivers: &BTreeMap<String, String>,
 ) -> Result<String, String> {
     let current = output(Command::new("rustc").arg("-V"))?;
     let nightly = output(Command::new("rustc").args(["+nightly", "-V"]))?;
-    let nightly_arches: Vec<&str> = ARCHES
-        .iter()
-        .filter(|arch| arch.nightly)
-        .map(|arch| arch.name)
-        .collect();
+    let nightly_arches = ARCHES.iter().filter(|arch| arch.nightly);
+    let nightly_arches: Vec<&str> = nightly_arches.map(|arch| arch.name).collect();
     let mut table = String::from("# Instructions per per-CPU operation: ours / `percpu` 0.4.0\n\n");
     let _ = writeln!(
         table,
@@ -823,35 +465,27 @@ fn render_table(
         nightly.trim(),
         nightly_arches.join(", ")
     );
-    table.push_str("| operation |");
-    for arch in &ARCHES {
-        let _ = write!(table, " {} |", arch.name);
-    }
-    table.push_str("\n|---|");
-    table.push_str(&"---|".repeat(ARCHES.len()));
-    table.push('\n');
+    let names = ARCHES.map(|arch| arch.name).join(" | ");
+    let rule = "---|".repeat(ARCHES.len());
+    let _ = writeln!(table, "| operation | {names} |\n|---|{rule}");
     let mut footnotes = Vec::new();
-    for probe in &PROBES {
+    for probe in PROBES.iter() {
         // A `|` inside a cell, even in a code span, must be escaped.
         let _ = write!(table, "| {}", probe.label.replace('|', "\\|"));
-        if let PeerForm::Workaround(code) = probe.peer {
+        if let Some((_, code)) = WORKAROUNDS.iter().find(|w| w.0 == probe.symbol) {
+            let label = &probe.label;
             footnotes.push(format!(
-                "{}: the peer lacks it; its column is a 0.4 user's {code}.",
-                probe.label
+                "{label}: the peer lacks it; its column is a 0.4 user's {code}."
             ));
             let _ = write!(table, " [{}]", footnotes.len());
         }
         table.push_str(" |");
-        for index in 0..ARCHES.len() {
-            let mine = ours[index][probe.symbol];
-            let cell = match peer[index].get(probe.symbol) {
-                Some(theirs) if mine.total() > theirs.total() => {
-                    format!("**{}** / {}", mine.cell(), theirs.cell())
-                }
-                Some(theirs) => format!("{} / {}", mine.cell(), theirs.cell()),
-                None => format!("{} / —", mine.cell()),
-            };
-            let _ = write!(table, " {cell} |");
+        for (ours, peer) in ours.iter().zip(peer) {
+            let (mine, theirs) = (ours[probe.symbol.as_str()], peer.get(probe.symbol.as_str()));
+            let bold = theirs.is_some_and(|theirs| mine.total() > theirs.total());
+            let stars = if bold { "**" } else { "" };
+            let theirs = theirs.map_or("—".into(), |theirs| theirs.cell());
+            let _ = write!(table, " {stars}{}{stars} / {theirs} |", mine.cell());
         }
         table.push('\n');
     }
@@ -875,26 +509,55 @@ mod tests {
     #[test]
     fn the_committed_expectations_read_and_write_back_unchanged() {
         let text = include_str!("../../codegen/expected.toml");
-        let expected = Expected::parse(text).unwrap();
-        assert_eq!(
-            expected.count(&ARCHES[2], &PROBES[0]),
-            Some(1),
-            "x86_64 read_current_u8"
-        );
+        let expected: Expected = toml::from_str(text).unwrap();
+        let read_current_u8 = expected.count(&ARCHES[2], &PROBES[0]);
+        assert_eq!(read_current_u8, Some(1), "x86_64 read_current_u8");
         assert_eq!(expected.render(), text);
     }
 
     #[test]
     fn waivers_are_written_as_toml_strings() {
-        let waivers = [("x86_64.p".to_string(), "a \"quoted\" \\ reason".to_string())].into();
-        let text = Expected {
-            waivers,
-            counts: BTreeMap::new(),
+        let reason = "a \"quoted\" \\ reason".to_string();
+        let waivers = [("x86_64.p".to_string(), reason.clone())].into();
+        let counts = BTreeMap::new();
+        let text = Expected { waivers, counts }.render();
+        let parsed: Expected = toml::from_str(&text).unwrap();
+        assert_eq!(parsed.waivers["x86_64.p"], reason);
+    }
+
+    #[test]
+    fn the_probes_follow_from_their_names() {
+        let symbols: BTreeSet<&str> = PROBES.iter().map(|p| p.symbol.as_str()).collect();
+        assert_eq!((PROBES.len(), symbols.len()), (57, 57));
+        let mut bases = PROBES.iter().flat_map(|p| &p.base);
+        assert!(bases.all(|base| symbols.contains(&**base)));
+        // Symbol, base, in the peer, one instruction on x86_64.
+        #[rustfmt::skip]
+        const CASES: [(&str, Option<&str>, bool, bool); 10] = [
+            ("read_current_bool", None, true, true),
+            ("add_current_u64", None, true, true),
+            ("remote_ptr_u64", None, true, false),
+            ("xchg_current_u8", None, false, false),
+            ("xor_current_u32", None, false, true),
+            ("raw_and_current_u64", Some("and_current_u64"), false, false),
+            ("handle_add_current_u64", Some("raw_add_current_u64"), false, false),
+            ("percpu_alloc_xchg_current_u64", Some("xchg_current_u64"), false, false),
+            ("stats_handle_add", Some("add_current_u64"), false, false),
+            ("batched_counter_add", None, false, false),
+        ];
+        for (symbol, base, in_peer, one_on_x86) in CASES {
+            let p = PROBES.iter().find(|p| p.symbol == symbol).unwrap();
+            let derived = (p.base.as_deref(), p.in_peer, p.one_on_x86);
+            assert_eq!(derived, (base, in_peer, one_on_x86), "{symbol}");
         }
-        .render();
-        assert_eq!(
-            Expected::parse(&text).unwrap().waivers["x86_64.p"],
-            "a \"quoted\" \\ reason"
-        );
+
+        // The labels are those of the committed table, in its order.
+        let is_row = |line: &&str| line.starts_with("| ") && !line.starts_with("| operation");
+        let rows = include_str!("../../codegen/table.md")
+            .lines()
+            .filter(is_row);
+        let labels = rows.map(|row| row[2..].split_once(" |").unwrap().0);
+        let labels = labels.map(|label| label.trim_end_matches(" [1]"));
+        assert!(labels.eq(PROBES.iter().map(|p| p.label.replace('|', "\\|"))));
     }
 }

@@ -90,21 +90,21 @@ pub unsafe extern "C" fn handle_add_current_u64(handle: &usize, value: u64) {
 /// `PerCpuCell::<u64>::read_current` through `&PerCpuCell<u64>`: the VMA is loaded from the handle.
 #[inline(never)]
 #[unsafe(no_mangle)]
-pub extern "C" fn percpu_alloc_read_u64(handle: &PerCpuCell<u64>) -> u64 {
+pub extern "C" fn percpu_alloc_read_current_u64(handle: &PerCpuCell<u64>) -> u64 {
     handle.read_current()
 }
 
 /// `PerCpuCell::<u64>::write_current` through `&PerCpuCell<u64>`.
 #[inline(never)]
 #[unsafe(no_mangle)]
-pub extern "C" fn percpu_alloc_write_u64(handle: &PerCpuCell<u64>, value: u64) {
+pub extern "C" fn percpu_alloc_write_current_u64(handle: &PerCpuCell<u64>, value: u64) {
     handle.write_current(value)
 }
 
 /// `PerCpuCell::<u64>::add_current` through `&PerCpuCell<u64>`.
 #[inline(never)]
 #[unsafe(no_mangle)]
-pub extern "C" fn percpu_alloc_add_u64(handle: &PerCpuCell<u64>, value: u64) {
+pub extern "C" fn percpu_alloc_add_current_u64(handle: &PerCpuCell<u64>, value: u64) {
     handle.add_current(value)
 }
 
@@ -236,12 +236,12 @@ impl Outcome<u64> for Result<u64, u64> {
 }
 
 handle_rmw_probes! {
-    fetch_add_current: raw_fetch_add_current_u64, percpu_alloc_fetch_add_u64, (value) -> u64;
-    xchg_current: raw_xchg_current_u64, percpu_alloc_xchg_u64, (value) -> u64;
-    cmpxchg_current: raw_cmpxchg_current_u64, percpu_alloc_cmpxchg_u64, (current, new) -> u64;
-    and_current: raw_and_current_u64, percpu_alloc_and_u64, (value) -> ();
-    or_current: raw_or_current_u64, percpu_alloc_or_u64, (value) -> ();
-    xor_current: raw_xor_current_u64, percpu_alloc_xor_u64, (value) -> ();
+    fetch_add_current: raw_fetch_add_current_u64, percpu_alloc_fetch_add_current_u64, (value) -> u64;
+    xchg_current: raw_xchg_current_u64, percpu_alloc_xchg_current_u64, (value) -> u64;
+    cmpxchg_current: raw_cmpxchg_current_u64, percpu_alloc_cmpxchg_current_u64, (current, new) -> u64;
+    and_current: raw_and_current_u64, percpu_alloc_and_current_u64, (value) -> ();
+    or_current: raw_or_current_u64, percpu_alloc_or_current_u64, (value) -> ();
+    xor_current: raw_xor_current_u64, percpu_alloc_xor_current_u64, (value) -> ();
 }
 
 /// `BatchedCounter::add` through `&BatchedCounter`: the count's guard-less add, then the delta's

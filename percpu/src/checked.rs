@@ -14,8 +14,11 @@
 //!    pinning of the code that holds it, and of nothing else. Creating one validates that this CPU's
 //!    per-CPU register designates the area this CPU registered with
 //!    [`init_percpu_reg`](crate::init_percpu_reg) (in hosted mode: that this thread registered), and
-//!    panics otherwise; while a guard lives, the CPU may neither re-register nor release its area.
-//!    Guards nest.
+//!    panics otherwise; while a guard lives, the CPU may neither re-register nor release its area
+//!    (in a kernel the check and the count of the new guard run with local interrupts off, so that an
+//!    interrupt handler cannot release the area between them; in hosted mode a signal handler that
+//!    calls `release_percpu_reg` or `init_percpu_reg` can, and installing one, which takes `unsafe`,
+//!    is the installer's responsibility). Guards nest.
 //! 2. **References are shared, and bound to the guard's lifetime.** `get(&guard)` lends `&T`, never
 //!    `&mut T`. Through an [`IrqGuard`], no interrupt handler runs, so any `T: Send` is sound, cells
 //!    included: mutation goes through interior mutability (`Cell`, `RefCell` with its always-on
@@ -54,7 +57,9 @@ use crate::{raw, PerCpuPrimitive};
 
 /// Keeps the current task on this CPU while alive: preemption is disabled (with the `preempt`
 /// feature, through the kernel's `kernel_guard::KernelGuardIf`; a kernel without the feature does not
-/// preempt). Interrupt handlers still run. `!Send` and `!Sync`; nestable.
+/// preempt). Interrupt handlers still run. `!Send` and `!Sync`; nestable. With `sp-naive` on a host
+/// (Unix, Windows), where every thread runs on the one CPU, it holds that CPU for this thread: another
+/// thread's guard waits until this thread's last one is dropped.
 pub struct PreemptGuard {
     cpu: usize,
     _preempt: NoPreempt,
@@ -78,8 +83,16 @@ impl PreemptGuard {
     #[inline]
     pub fn try_new() -> Option<Self> {
         let preempt = NoPreempt::new();
-        let cpu = this_cpu().ok()?;
-        count_guard(1);
+        let cpu = {
+            // In a kernel, an interrupt handler that releases or re-registers this CPU between the
+            // check and the count would leave this guard on an area this CPU no longer holds (an
+            // outside review).
+            #[cfg(target_os = "none")]
+            let _irqs = IrqsOff::new();
+            let cpu = this_cpu().ok()?;
+            count_guard(1);
+            cpu
+        };
         Some(Self {
             cpu,
             _preempt: preempt,
@@ -108,7 +121,8 @@ impl Drop for PreemptGuard {
 /// program, where signal handlers play the part of interrupt handlers, it blocks the thread's
 /// signals; with `sp-naive` on a host it masks nothing (a program whose signal handlers touch per-CPU
 /// data must block signals itself, as installing a handler that is not async-signal-safe is the
-/// installer's obligation).
+/// installer's obligation), and it holds the one CPU for this thread, as every guard does there:
+/// another thread's guard waits until this thread's last one is dropped.
 pub struct IrqGuard {
     cpu: usize,
     _preempt: NoPreempt,
@@ -149,15 +163,20 @@ impl IrqGuard {
         // SAFETY: this CPU's registered area (just validated, and the task stays here: interrupts and
         // preemption are off); with interrupts off nothing else on this CPU touches the two words, and
         // no other CPU ever does.
-        unsafe {
+        let outermost = unsafe {
             let guards = IRQ_GUARDS.read_current_raw();
             if guards == 0 {
                 IRQ_SAVED.write_current_raw(irqs.saved());
             }
             IRQ_GUARDS.write_current_raw(guards + 1);
+            guards == 0
+        };
+        // Interrupts stay off until the last `IrqGuard` of this CPU is dropped, which restores what
+        // the outermost one saved; an inner guard restores what it saved now, which leaves them off
+        // (every save is restored once: `sp-naive` on a host counts them, see `arch::naive`).
+        if outermost {
+            irqs.keep_off();
         }
-        // Interrupts stay off until the last `IrqGuard` of this CPU is dropped.
-        irqs.keep_off();
         Some(Self {
             cpu,
             _preempt: preempt,

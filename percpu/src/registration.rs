@@ -15,7 +15,8 @@
 //!
 //! The checked tier ([`checked`](crate::checked)) validates on every guard creation; debug builds
 //! validate on every access of the 0.4 tier too (see [`check_not_lent`](crate::check_not_lent)).
-//! While a CPU holds a guard of the checked tier, it may neither re-register nor release its area.
+//! While a CPU holds a guard of the checked tier, it may neither re-register nor release its area
+//! (see [`checked`](crate::checked) for a signal handler of a hosted program).
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -221,6 +222,12 @@ pub fn validate_this_cpu() -> usize {
 /// Marks a checked-tier guard alive (`+1`) or gone (`-1`) on this CPU.
 pub(crate) fn count_guard(delta: isize) {
     if cfg!(feature = "sp-naive") {
+        // A hosted program's threads share the one CPU: a guard holds it.
+        #[cfg(all(feature = "sp-naive", not(target_os = "none"), any(unix, windows)))]
+        match delta {
+            1 => crate::arch::the_cpu::hold(),
+            _ => crate::arch::the_cpu::release(),
+        }
         return;
     }
     // SAFETY: the caller validated this CPU, so `GUARDS` designates this CPU's own word; the guard

@@ -59,7 +59,11 @@ pub const DEFAULT_BATCH: u32 = 64;
 ///   `sum()` (the fold's add to the total is a release): for a counter that only grows,
 ///   `read() ≤ sum()` read after it.
 ///
-/// Values wrap (as `i64`) on overflow, like [`PerCpuCounter`](crate::PerCpuCounter)'s.
+/// Values wrap (as `i64`) on overflow, like [`PerCpuCounter`](crate::PerCpuCounter)'s: `sum()` and
+/// `add` stay exact modulo 2⁶⁴, but the bound of `read()` and the answers of
+/// [`compare`](Self::compare) and [`limited_add`](Self::limited_add) assume that no part has wrapped:
+/// they hold while the total, every CPU's part and the sum stay within `i64` (a count that has
+/// wrapped past `i64::MAX` reads near `i64::MAX` while its sum is near `i64::MIN`; an outside review).
 ///
 /// # Interrupts and migration
 ///

@@ -10,7 +10,8 @@
 //!   they need no preemption guard);
 //! - `local_irq_save() -> usize`: disables local interrupts (on a hosted x86_64 Linux program: blocks
 //!   every signal of the calling thread, signal handlers playing the part of interrupt handlers; with
-//!   `sp-naive` on a host: nothing, see `naive`) and returns the previous state; `unsafe local_irq_restore(flags)` restores the state `flags` that
+//!   `sp-naive` on a host: no signal is blocked, the thread holds the one CPU, see `naive`) and
+//!   returns the previous state; `unsafe local_irq_restore(flags)` restores the state `flags` that
 //!   the matching `local_irq_save` returned (its safety condition: calls nest, the last saved is the
 //!   first restored, on the CPU or thread that saved it). Both are compiler barriers: no memory
 //!   access moves out of the section they delimit;

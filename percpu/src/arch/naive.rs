@@ -9,8 +9,14 @@
 //! store.
 //!
 //! Local interrupts: in a kernel (`target_os = "none"`), the architecture's own instructions (from its
-//! file of this module, or `kernel_guard`'s for an architecture without one); on a host, masking does
-//! nothing (no signal is blocked: the operations above need no masking there).
+//! file of this module, or `kernel_guard`'s for an architecture without one). On a host (Unix,
+//! Windows) no signal is blocked (the operations above need no masking), but the threads of the
+//! program all run on the one CPU: disabling "interrupts", and every checked-tier guard, holds that
+//! CPU for the calling thread ([`the_cpu`]), so that only one thread at a time is inside such a
+//! section, as on a machine with one CPU. A thread that wants the CPU while another holds it waits
+//! (yielding) until the holder leaves its last section; a guard that is leaked keeps the CPU held for
+//! good, and the other threads wait for ever, as a leaked preemption guard stops every other task on
+//! a one-CPU kernel.
 
 /// With one CPU there is no migration: accesses need no guard.
 pub(crate) const ONE_INSTRUCTION_ACCESS: bool = true;
@@ -92,23 +98,117 @@ mod kernel_guard_irq {
     }
 }
 
-/// Local interrupts on a host: there are none to disable, and no signal is blocked (the operations of
-/// this mode are atomic and need no masking).
+/// Local interrupts on a host: there are none to disable and no signal is blocked (the operations of
+/// this mode are atomic and need no masking); on Unix and Windows the section holds the one CPU for
+/// this thread ([`the_cpu`]).
 #[cfg(not(target_os = "none"))]
 mod host_irq {
-    /// Nothing to disable: returns 0.
+    /// Holds the CPU for this thread (Unix, Windows); returns 0.
     #[inline]
     pub(crate) fn local_irq_save() -> usize {
+        #[cfg(any(unix, windows))]
+        super::the_cpu::hold();
         0
     }
 
-    /// Nothing to restore.
+    /// Ends the section of the matching [`local_irq_save`].
     ///
     /// # Safety
     ///
-    /// None; `unsafe` for the signature shared with the other architectures.
+    /// Called once per [`local_irq_save`] of this thread.
     #[inline]
-    pub(crate) unsafe fn local_irq_restore(_flags: usize) {}
+    pub(crate) unsafe fn local_irq_restore(_flags: usize) {
+        #[cfg(any(unix, windows))]
+        super::the_cpu::release();
+    }
+}
+
+/// The one CPU of a hosted `sp-naive` program, held by one thread at a time: by the thread inside a
+/// section with "interrupts off" or with a checked-tier guard alive, for as long as the last of them
+/// lasts. Without it, two threads would each see themselves as the CPU at once, and the checked tier
+/// would lend a `!Sync` value (a `Cell` through an `IrqGuard`) to both, and the allocator's per-CPU
+/// state would be changed by both (an outside review).
+///
+/// Holds nest, and may be ended in any order (a count). Every change is one atomic operation on one
+/// word, so a signal handler that holds and releases the CPU on the thread it interrupted, in the
+/// middle of either, finds a consistent state and leaves it as it was.
+#[cfg(all(not(target_os = "none"), any(unix, windows)))]
+pub(crate) mod the_cpu {
+    extern crate std;
+
+    use core::cell::Cell;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The bits of [`STATE`] that count the holds.
+    const COUNT_BITS: u32 = usize::BITS / 2;
+    /// The mask of the hold count in [`STATE`].
+    const COUNT: usize = (1 << COUNT_BITS) - 1;
+
+    /// The holder's thread number above [`COUNT_BITS`], and its count of holds below; 0 when free.
+    static STATE: AtomicUsize = AtomicUsize::new(0);
+
+    /// The last thread number given out.
+    static LAST_NUMBER: AtomicUsize = AtomicUsize::new(0);
+
+    std::thread_local! {
+        /// This thread's number (0: none yet).
+        static NUMBER: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// This thread's number, shifted to its place in [`STATE`].
+    fn this_thread() -> usize {
+        NUMBER.with(|number| {
+            if number.get() == 0 {
+                let new = LAST_NUMBER.fetch_add(1, Ordering::Relaxed) + 1;
+                assert!(
+                    new < 1 << (usize::BITS - COUNT_BITS),
+                    "percpu: more threads used the `sp-naive` CPU than it can tell apart"
+                );
+                number.set(new);
+            }
+            number.get() << COUNT_BITS
+        })
+    }
+
+    /// Holds the CPU for this thread, once more: waits while another thread holds it.
+    pub(crate) fn hold() {
+        let me = this_thread();
+        let mut state = STATE.load(Ordering::Relaxed);
+        loop {
+            let next = if state == 0 {
+                me | 1
+            } else if state & !COUNT == me {
+                assert!(
+                    state & COUNT < COUNT,
+                    "percpu: the `sp-naive` CPU held too often"
+                );
+                state + 1
+            } else {
+                std::thread::yield_now();
+                state = STATE.load(Ordering::Relaxed);
+                continue;
+            };
+            // Acquire: what the previous holder did happens before what this one does.
+            match STATE.compare_exchange_weak(state, next, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// Ends one hold of this thread's; the last one frees the CPU.
+    pub(crate) fn release() {
+        let mut state = STATE.load(Ordering::Relaxed);
+        loop {
+            debug_assert!(state & !COUNT == this_thread() && state & COUNT > 0);
+            let next = if state & COUNT == 1 { 0 } else { state - 1 };
+            // Release: pairs with the next holder's acquire.
+            match STATE.compare_exchange_weak(state, next, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => state = now,
+            }
+        }
+    }
 }
 
 /// There is no register: 0.

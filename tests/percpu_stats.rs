@@ -232,3 +232,14 @@ fn per_cpu_checks_the_cpu_id() {
     let _setup = setup();
     NET.per_cpu(CPUS);
 }
+
+/// The names of a statistics struct's fields are linted on the struct only: an `#[allow]` there is
+/// enough (before, the generated `NamesFields` broke this denied lint with the same name).
+#[deny(non_snake_case)]
+mod lint_levels {
+    #[allow(non_snake_case, dead_code)]
+    #[derive(percpu::PerCpuStats)]
+    pub struct Names {
+        pub ZERO: u64,
+    }
+}

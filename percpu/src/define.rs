@@ -348,6 +348,9 @@ macro_rules! __percpu_stats_define {
     ) => {
         #[doc = $doc]
         #[derive(Clone, Copy)]
+        // The fields are named as the struct's own: how they are named is for the lints of the
+        // struct (an `#[allow]` on it would not reach this one: an outside review).
+        #[allow(non_snake_case)]
         $vis struct $fields_name<'a> {
             $(
                 $(#[$cfg])*

@@ -4,6 +4,8 @@
 //! one thread per CPU id, no re-registration under a guard.
 
 mod common;
+#[path = "common/signals.rs"]
+mod signals;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -248,5 +250,71 @@ fn interrupts_stay_off_until_the_last_irq_guard_whatever_the_drop_order() {
         refused,
         (true, false),
         "an unregistered thread gets no guard"
+    );
+}
+
+/// The registration of a thread while a `PreemptGuard` is being created on it, checked and then
+/// counted: a signal handler (an interrupt handler in hosted mode) that releases the thread's CPU in
+/// between must be refused as under a live guard. Before, it could release the CPU under the new guard
+/// (an outside review); the handler here tries about every 20 µs while the thread creates guards.
+#[test]
+fn a_guard_being_created_keeps_its_cpu_from_a_signal_handler() {
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+    static RELEASED: AtomicU64 = AtomicU64::new(0);
+    extern "C" fn release_on_signal(_: libc::c_int) {
+        // Refused (a panic, caught here) while a guard lives or is being created.
+        if std::panic::catch_unwind(percpu::release_percpu_reg).is_ok() {
+            RELEASED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let _cpus = cpus();
+    let previous = std::panic::take_hook();
+    // The refusals are expected: their messages would flood the output.
+    std::panic::set_hook(Box::new(|_| {}));
+    // SAFETY: the handler only calls `release_percpu_reg` (which allocates only to panic, and the
+    // thread it interrupts does not allocate meanwhile) and an atomic add.
+    unsafe { signals::install(libc::SIGUSR2, release_on_signal) };
+    let targets = signals::Targets::new();
+    let (started, done) = (AtomicBool::new(false), AtomicBool::new(false));
+    let mut lost = 0;
+    let mut guards = 0;
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            targets.register();
+            started.store(true, Ordering::Release);
+            let end = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < end {
+                if percpu::registered_cpu().is_none() {
+                    percpu::init_percpu_reg(0);
+                }
+                if let Some(guard) = PreemptGuard::try_new() {
+                    guards += 1;
+                    lost += usize::from(percpu::registered_cpu().is_none());
+                    drop(guard);
+                }
+            }
+            percpu::release_percpu_reg();
+            done.store(true, Ordering::Release);
+        });
+        scope.spawn(|| {
+            while !started.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
+            while !done.load(Ordering::Acquire) {
+                // SAFETY: the target thread signals `done` before it ends.
+                unsafe { targets.send(0, libc::SIGUSR2) };
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        });
+    });
+    std::panic::set_hook(previous);
+    assert!(
+        RELEASED.load(Ordering::Relaxed) > 0 && guards > 0,
+        "the test exercised nothing"
+    );
+    assert_eq!(
+        lost, 0,
+        "guards alive on a CPU released under them, of {guards}"
     );
 }

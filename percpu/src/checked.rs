@@ -17,8 +17,7 @@
 //!    panics otherwise; while a guard lives, the CPU may neither re-register nor release its area
 //!    (in a kernel the check and the count of the new guard run with local interrupts off, so that an
 //!    interrupt handler cannot release the area between them; in hosted mode a signal handler that
-//!    calls `release_percpu_reg` or `init_percpu_reg` can, and installing one, which takes `unsafe`,
-//!    is the installer's responsibility). Guards nest.
+//!    tries it meanwhile panics, as under a live guard). Guards nest.
 //! 2. **References are shared, and bound to the guard's lifetime.** `get(&guard)` lends `&T`, never
 //!    `&mut T`. Through an [`IrqGuard`], no interrupt handler runs, so any `T: Send` is sound, cells
 //!    included: mutation goes through interior mutability (`Cell`, `RefCell` with its always-on
@@ -52,7 +51,7 @@ use core::marker::PhantomData;
 
 use crate::arch::IrqsOff;
 use crate::guard::NoPreempt;
-use crate::registration::{count_guard, this_cpu, validate_this_cpu};
+use crate::registration::{count_guard, this_cpu, validate_this_cpu, Creating};
 use crate::{raw, PerCpuPrimitive};
 
 /// Keeps the current task on this CPU while alive: preemption is disabled (with the `preempt`
@@ -89,6 +88,8 @@ impl PreemptGuard {
             // outside review).
             #[cfg(target_os = "none")]
             let _irqs = IrqsOff::new();
+            // Hosted: a signal handler of this thread refuses to release it meanwhile.
+            let _creating = Creating::new();
             let cpu = this_cpu().ok()?;
             count_guard(1);
             cpu

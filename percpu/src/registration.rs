@@ -16,7 +16,7 @@
 //! The checked tier ([`checked`](crate::checked)) validates on every guard creation; debug builds
 //! validate on every access of the 0.4 tier too (see [`check_not_lent`](crate::check_not_lent)).
 //! While a CPU holds a guard of the checked tier, it may neither re-register nor release its area
-//! (see [`checked`](crate::checked) for a signal handler of a hosted program).
+//! (nor while one is being created: see [`checked`](crate::checked)).
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -235,11 +235,50 @@ pub(crate) fn count_guard(delta: isize) {
     unsafe { raw::add_current::<usize>(GUARDS.symbol_vma(), delta as usize) }
 }
 
-/// Panics if a checked-tier guard is alive on this CPU (claimed area `cpu`).
+/// A checked-tier guard being created on this thread, from the check of its registration until the
+/// guard is counted: a signal handler of this thread (which may run in between) refuses to release or
+/// move the registration meanwhile, as under a live guard (hosted mode only: in a kernel the guard is
+/// created with local interrupts off; an outside review found the window).
+pub(crate) struct Creating(());
+
+impl Creating {
+    /// Marks a guard being created on this thread until dropped.
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        #[cfg(all(
+            target_arch = "x86_64",
+            not(target_os = "none"),
+            not(feature = "sp-naive")
+        ))]
+        hosted::creating(1);
+        Self(())
+    }
+}
+
+impl Drop for Creating {
+    #[inline(always)]
+    fn drop(&mut self) {
+        #[cfg(all(
+            target_arch = "x86_64",
+            not(target_os = "none"),
+            not(feature = "sp-naive")
+        ))]
+        hosted::creating(usize::MAX);
+    }
+}
+
+/// Panics if a guard of the checked tier is alive on this CPU (claimed area `cpu`), or being created
+/// on this thread ([`Creating`]).
 fn assert_no_guard(cpu: usize, what: &str) {
     // SAFETY: `cpu` is a valid, claimed area; its owner only changes `GUARDS` on itself, and it is the
     // caller.
     let guards = unsafe { *raw::remote_ptr::<usize>(cpu, GUARDS.symbol_vma()) };
+    #[cfg(all(
+        target_arch = "x86_64",
+        not(target_os = "none"),
+        not(feature = "sp-naive")
+    ))]
+    let guards = guards + hosted::creating(0);
     assert!(
         guards == 0,
         "percpu: {what} while a guard of the checked tier is alive on this CPU: references it lent \
@@ -357,6 +396,25 @@ mod hosted {
 
     std::thread_local! {
         static RELEASE: ReleaseAtExit = const { ReleaseAtExit };
+        /// The checked-tier guards being created on this thread (see `Creating`).
+        static CREATING: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    }
+
+    /// Adds `delta` (wrapping) to the guards being created on this thread; returns the new number. A
+    /// signal handler that interrupts the update creates and drops its own guards before returning,
+    /// so it leaves the number as it found it. The compiler fences keep the check of the registration
+    /// between the marks.
+    #[inline(always)]
+    pub(super) fn creating(delta: usize) -> usize {
+        use core::sync::atomic::{compiler_fence, Ordering};
+        compiler_fence(Ordering::SeqCst);
+        let number = CREATING.with(|creating| {
+            let number = creating.get().wrapping_add(delta);
+            creating.set(number);
+            number
+        });
+        compiler_fence(Ordering::SeqCst);
+        number
     }
 
     /// Arranges for this thread's claim to end when it exits.

@@ -185,6 +185,30 @@ fn compare_is_exact_near_the_value_and_far_from_it() {
     }
 }
 
+/// A value that has just wrapped past `i64::MAX`: `read()` is still near `i64::MAX` while `sum()` is
+/// near `i64::MIN`, and `compare` and `limited_add` follow `sum()` (before, they decided from
+/// `read()`'s range as if nothing wrapped: an outside review).
+#[test]
+fn compare_and_limited_add_follow_the_sum_across_the_wrap() {
+    let _setup = setup();
+    let counter = as_cpu0(|| {
+        let counter = BatchedCounter::new().unwrap();
+        counter.add(i64::MAX); // folded into the total
+        counter.add(10); // kept in CPU 0's delta: the value wraps
+        counter
+    });
+    let sum = counter.sum();
+    assert_eq!((counter.read(), sum), (i64::MAX, i64::MIN + 9));
+    for value in [0, i64::MIN, i64::MIN + 9, i64::MIN + 10, i64::MAX] {
+        assert_eq!(counter.compare(value), sum.cmp(&value), "compare({value})");
+    }
+    as_cpu0(|| {
+        assert!(counter.limited_add(1, 0), "the value is far below 0");
+        assert!(!counter.limited_add(-1, 0), "and not at least 0");
+    });
+    assert_eq!(counter.sum(), i64::MIN + 10);
+}
+
 #[test]
 fn limited_add_adds_exactly_up_to_the_limit() {
     let _setup = setup();

@@ -43,7 +43,8 @@ pub const DEFAULT_BATCH: u32 = 64;
 /// batch, the CPU takes the whole delta out (sets it to 0) and adds it to the total. So, when no add
 /// is running, `sum() = Σ counts = total + Σ deltas`, and:
 ///
-/// - **`read()`** returns the total: `|read() − sum()| ≤ (batch − 1) × cpu_count` =
+/// - **`read()`** returns the total: `|read() − sum()| ≤ (batch − 1) × cpu_count` (the difference
+///   taken wrapping, see below) =
 ///   [`error_bound()`](Self::error_bound), at most `batch × cpu_count`. While adds run, each add in
 ///   progress can take up to `batch − 1 + |its delta|` more out of `read()` for the few instructions
 ///   between taking a delta out and adding it to the total, and the adds that have not reached any
@@ -59,11 +60,11 @@ pub const DEFAULT_BATCH: u32 = 64;
 ///   `sum()` (the fold's add to the total is a release): for a counter that only grows,
 ///   `read() ≤ sum()` read after it.
 ///
-/// Values wrap (as `i64`) on overflow, like [`PerCpuCounter`](crate::PerCpuCounter)'s: `sum()` and
-/// `add` stay exact modulo 2⁶⁴, but the bound of `read()` and the answers of
-/// [`compare`](Self::compare) and [`limited_add`](Self::limited_add) assume that no part has wrapped:
-/// they hold while the total, every CPU's part and the sum stay within `i64` (a count that has
-/// wrapped past `i64::MAX` reads near `i64::MAX` while its sum is near `i64::MIN`; an outside review).
+/// Values wrap (as `i64`) on overflow, like [`PerCpuCounter`](crate::PerCpuCounter)'s; `read()` and
+/// `sum()` then agree modulo 2⁶⁴ (`sum() = read() + e`, wrapping, with `|e| ≤ error_bound()`), so
+/// the two may lie at the two ends of `i64` when the value has just wrapped; [`compare`](Self::compare)
+/// and [`limited_add`](Self::limited_add) decide from `sum()` whenever the range around `read()`
+/// reaches past `i64`.
 ///
 /// # Interrupts and migration
 ///
@@ -216,12 +217,20 @@ impl BatchedCounter {
     /// for the value at some instant of the call unless adds in progress (see the type
     /// documentation) take more out of `read()` than the distance beyond the bound.
     pub fn compare(&self, value: i64) -> CmpOrdering {
-        let approximate = self.read();
-        if (approximate as i128 - value as i128).unsigned_abs() > u128::from(self.error_bound()) {
-            approximate.cmp(&value)
-        } else {
-            self.sum().cmp(&value)
+        match self.range() {
+            Some((low, _)) if i128::from(value) < low => CmpOrdering::Greater,
+            Some((_, high)) if i128::from(value) > high => CmpOrdering::Less,
+            _ => self.sum().cmp(&value),
         }
+    }
+
+    /// `read() ± error_bound()`, where the value lies when no add runs, or `None` if that range
+    /// reaches past `i64`: the value may have wrapped, and only [`sum`](Self::sum) tells (the parts
+    /// agree with it modulo 2⁶⁴; an outside review found `compare` wrong there).
+    fn range(&self) -> Option<(i128, i128)> {
+        let (approximate, bound) = (i128::from(self.read()), i128::from(self.error_bound()));
+        let (low, high) = (approximate - bound, approximate + bound);
+        (low >= i128::from(i64::MIN) && high <= i128::from(i64::MAX)).then_some((low, high))
     }
 
     /// Adds `delta` if the value stays on its side of `limit`: for `delta > 0`, if the value plus
@@ -238,14 +247,6 @@ impl BatchedCounter {
             return true;
         }
         let (delta_wide, limit) = (i128::from(delta), i128::from(limit));
-        let bound = i128::from(self.error_bound());
-        let approximate = i128::from(self.read());
-        // The value lies in `approximate ± bound`: decide from it if the whole range agrees.
-        let (best, worst) = if delta > 0 {
-            (approximate - bound, approximate + bound)
-        } else {
-            (approximate + bound, approximate - bound)
-        };
         let fits = |value: i128| {
             if delta > 0 {
                 value + delta_wide <= limit
@@ -253,12 +254,11 @@ impl BatchedCounter {
                 value + delta_wide >= limit
             }
         };
-        let add = if fits(worst) {
-            true
-        } else if !fits(best) {
-            false
-        } else {
-            fits(i128::from(self.sum()))
+        // The value lies in `range()`: decide from it if the whole range agrees.
+        let add = match self.range() {
+            Some((low, high)) if delta > 0 && fits(high) || delta < 0 && fits(low) => true,
+            Some((low, high)) if delta > 0 && !fits(low) || delta < 0 && !fits(high) => false,
+            _ => fits(i128::from(self.sum())),
         };
         if add {
             self.add(delta);

@@ -204,3 +204,62 @@ fn threads_allocate_at_once() {
     });
     assert_eq!(counter.sum(), 2 * rounds as i64);
 }
+
+#[def_percpu]
+static PLAIN: u64 = 0;
+
+/// Guard-less operations take no turn on the CPU, in debug builds too: a thread adds while another
+/// holds the CPU with a guard (before, the debug check waited for the CPU: an outside review).
+#[test]
+fn guard_less_operations_take_no_turn() {
+    let _cpu = the_cpu();
+    alloc_ready();
+    let counter = percpu_alloc::PerCpuCounter::new().expect("allocation");
+    let irq = percpu::checked::IrqGuard::new();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let counter = &counter;
+        s.spawn(move || {
+            PLAIN.add_current(1);
+            counter.inc();
+            done.send(()).unwrap();
+        });
+        let took = finished.recv_timeout(std::time::Duration::from_secs(20));
+        drop(irq);
+        took.expect("the guard-less operations finished while the CPU was held");
+    });
+    assert_eq!(counter.sum(), 1);
+    assert_eq!(PLAIN.read_current(), 1);
+    PLAIN.write_current(0);
+}
+
+/// Debug builds record the `with_current` calls of the threads (which share the one CPU's record)
+/// each by its own entry: one that ends out of order removes its own, not another thread's (before,
+/// a false panic and a missed check: an outside review).
+#[test]
+#[cfg(debug_assertions)]
+fn with_current_records_end_out_of_order() {
+    use std::sync::Barrier;
+    let _cpu = the_cpu();
+    let (entered, inside, left) = (Barrier::new(2), Barrier::new(2), Barrier::new(2));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            COUNT.with_current(|_| {
+                entered.wait();
+                inside.wait();
+            });
+            left.wait();
+        });
+        // The other thread's record first, then this one's on top of it.
+        entered.wait();
+        PLAIN.with_current(|_| {
+            inside.wait();
+            // The other thread has left its `with_current` on `COUNT`: reading it is fine now.
+            left.wait();
+            assert_eq!(COUNT.read_current(), -3);
+            // This thread's own is still recorded.
+            let again = std::panic::catch_unwind(|| PLAIN.read_current());
+            assert!(again.is_err(), "a read of the data lent out is caught");
+        });
+    });
+}

@@ -164,20 +164,17 @@ impl IrqGuard {
         // SAFETY: this CPU's registered area (just validated, and the task stays here: interrupts and
         // preemption are off); with interrupts off nothing else on this CPU touches the two words, and
         // no other CPU ever does.
-        let outermost = unsafe {
+        unsafe {
             let guards = IRQ_GUARDS.read_current_raw();
             if guards == 0 {
                 IRQ_SAVED.write_current_raw(irqs.saved());
             }
             IRQ_GUARDS.write_current_raw(guards + 1);
-            guards == 0
-        };
-        // Interrupts stay off until the last `IrqGuard` of this CPU is dropped, which restores what
-        // the outermost one saved; an inner guard restores what it saved now, which leaves them off
-        // (every save is restored once: `sp-naive` on a host counts them, see `arch::naive`).
-        if outermost {
-            irqs.keep_off();
         }
+        // Interrupts stay off until the last `IrqGuard` of this CPU is dropped. (An inner guard must
+        // not restore what it saved, even "off": a count left by a leaked guard would make this the
+        // inner one while interrupts were on: an outside review.)
+        irqs.keep_off();
         Some(Self {
             cpu,
             _preempt: preempt,

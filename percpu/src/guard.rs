@@ -139,6 +139,7 @@ mod borrow {
 
     /// Runs `f` on this CPU's stack, with local interrupts disabled so that no handler touches it
     /// meanwhile (an interrupt handler's own calls complete before it returns).
+    #[cfg(not(all(feature = "sp-naive", not(target_os = "none"), any(unix, windows))))]
     fn with_stack<R>(f: impl FnOnce(&mut Stack) -> R) -> R {
         // SAFETY: `f` gets a reference bound to the closure; nothing in it relies on interrupts
         // staying off after it returns.
@@ -150,6 +151,20 @@ mod borrow {
                 f(BORROWED.current_ref_mut_raw())
             })
         }
+    }
+
+    /// `sp-naive` on a host: the one stack of the threads, which take turns with it (a lock of its
+    /// own, not the CPU's: a guard-less operation takes no turn on the CPU; an outside review). A
+    /// signal handler that touches per-CPU data is the installer's responsibility, as there.
+    #[cfg(all(feature = "sp-naive", not(target_os = "none"), any(unix, windows)))]
+    fn with_stack<R>(f: impl FnOnce(&mut Stack) -> R) -> R {
+        static TURNS: crate::arch::Turns = crate::arch::Turns::new();
+        TURNS.hold();
+        // SAFETY: while this thread holds `TURNS`, no other thread reaches the stack, which is only
+        // ever reached through this function; `f` runs no code of the caller's.
+        let result = f(unsafe { BORROWED.current_ref_mut_raw() });
+        TURNS.release();
+        result
     }
 
     /// Panics if this CPU lends out the data at `vma`; `what` names the offending access.
@@ -164,7 +179,8 @@ mod borrow {
 
     /// Marks the data at a VMA as lent out on this CPU until dropped.
     pub struct Lent {
-        tracked: bool,
+        /// The VMA it lends, if the stack had room to record it.
+        vma: Option<usize>,
     }
 
     impl Lent {
@@ -181,16 +197,27 @@ mod borrow {
                 stack.len += 1;
                 tracked
             });
-            Self { tracked }
+            Self {
+                vma: tracked.then_some(vma),
+            }
         }
     }
 
     impl Drop for Lent {
         fn drop(&mut self) {
             with_stack(|stack| {
+                let tracked = stack.len.min(DEPTH);
                 stack.len -= 1;
-                if self.tracked {
-                    stack.vmas[stack.len] = 0;
+                // Its own entry, the last one of its VMA: the top one, unless `sp-naive` threads,
+                // which share the stack, ended their `with_current`s out of order (an outside review
+                // found the top one removed there: false panics, and a missed check).
+                if let Some(at) = self
+                    .vma
+                    .filter(|_| tracked > 0)
+                    .and_then(|vma| stack.vmas[..tracked].iter().rposition(|&lent| lent == vma))
+                {
+                    stack.vmas.copy_within(at + 1..tracked, at);
+                    stack.vmas[tracked - 1] = 0;
                 }
             });
         }

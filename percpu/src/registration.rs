@@ -59,6 +59,15 @@ pub(crate) fn any_claimed() -> bool {
     CLAIMS.load(Ordering::Acquire) != 0
 }
 
+/// The claim token of an area whose thread exited with a guard of the checked tier leaked: taken for
+/// good (tokens are TLS block addresses, never 1).
+#[cfg(all(
+    target_arch = "x86_64",
+    not(target_os = "none"),
+    not(feature = "sp-naive")
+))]
+const EXITED: usize = 1;
+
 /// CPU `cpu`'s `OWNER` word.
 ///
 /// # Safety
@@ -225,8 +234,8 @@ pub(crate) fn count_guard(delta: isize) {
         // A hosted program's threads share the one CPU: a guard holds it.
         #[cfg(all(feature = "sp-naive", not(target_os = "none"), any(unix, windows)))]
         match delta {
-            1 => crate::arch::the_cpu::hold(),
-            _ => crate::arch::the_cpu::release(),
+            1 => crate::arch::THE_CPU.hold(),
+            _ => crate::arch::THE_CPU.release(),
         }
         return;
     }
@@ -302,6 +311,9 @@ pub fn init_percpu_reg(cpu_id: usize) {
     if cfg!(feature = "sp-naive") {
         return;
     }
+    // An interrupt (hosted: signal) handler that registers or releases this CPU in the middle would
+    // leave it two claims or none it knows of (an outside review).
+    let _irqs = arch::IrqsOff::new();
     if let Ok(current) = this_cpu() {
         if current == cpu_id {
             return;
@@ -332,7 +344,7 @@ pub fn init_percpu_reg(cpu_id: usize) {
         Err(held) if held == token && arch::read_reg() == token => {}
         Err(_) => panic!(
             "percpu: CPU id {cpu_id} is already registered by another CPU (hosted: another live \
-             thread); one CPU per id"
+             thread, or one that exited with a guard of the checked tier leaked); one CPU per id"
         ),
     }
     #[cfg(all(
@@ -355,6 +367,12 @@ pub fn init_percpu_reg(cpu_id: usize) {
 ///
 /// If a guard of the checked tier is alive on this CPU.
 pub fn release_percpu_reg() {
+    if cfg!(feature = "sp-naive") {
+        // Nothing registers (see `init_percpu_reg`), so nothing is released.
+        return;
+    }
+    // As in `init_percpu_reg`.
+    let _irqs = arch::IrqsOff::new();
     if let Ok(cpu) = this_cpu() {
         assert_no_guard(cpu, "`release_percpu_reg`");
         release(cpu);
@@ -389,6 +407,13 @@ mod hosted {
                     unsafe { *crate::raw::remote_ptr::<usize>(cpu, super::GUARDS.symbol_vma()) };
                 if guards == 0 {
                     super::release(cpu);
+                } else {
+                    // Kept under a token no thread has: a later thread may get this thread's TLS
+                    // block, hence its token, and would take the claim and the leaked guard's counts
+                    // for its own (an outside review: its `IrqGuard` then let signals in).
+                    // SAFETY: `cpu` is a valid area.
+                    unsafe { super::owner_of(cpu) }
+                        .store(super::EXITED, core::sync::atomic::Ordering::Release);
                 }
             }
         }

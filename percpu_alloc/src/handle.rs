@@ -87,7 +87,9 @@ impl<T> PerCpu<T> {
     /// the allocator's lock (which is only ever held with interrupts disabled, for bounded operations),
     /// it makes a bounded number of attempts at it. It reports [`AllocError::WouldBlock`] when the
     /// chunks have no room (keep spare chunks with [`refill`](crate::refill) from task context) or the
-    /// lock stayed busy. `init` is the caller's: it must not block either.
+    /// lock stayed busy. `init` is the caller's: it must not block either. (With `percpu`'s
+    /// `sp-naive` in a program with threads, it waits for its turn on the one CPU, as every
+    /// allocation does there: until the thread holding the CPU leaves its section.)
     ///
     /// # Errors
     ///

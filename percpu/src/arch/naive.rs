@@ -12,11 +12,12 @@
 //! file of this module, or `kernel_guard`'s for an architecture without one). On a host (Unix,
 //! Windows) no signal is blocked (the operations above need no masking), but the threads of the
 //! program all run on the one CPU: disabling "interrupts", and every checked-tier guard, holds that
-//! CPU for the calling thread ([`the_cpu`]), so that only one thread at a time is inside such a
+//! CPU for the calling thread ([`THE_CPU`]), so that only one thread at a time is inside such a
 //! section, as on a machine with one CPU. A thread that wants the CPU while another holds it waits
 //! (yielding) until the holder leaves its last section; a guard that is leaked keeps the CPU held for
 //! good, and the other threads wait for ever, as a leaked preemption guard stops every other task on
-//! a one-CPU kernel.
+//! a one-CPU kernel. The guard-less operations take no turn (they are atomic), in debug builds too:
+//! the debug record of `with_current` has a lock of its own.
 
 /// With one CPU there is no migration: accesses need no guard.
 pub(crate) const ONE_INSTRUCTION_ACCESS: bool = true;
@@ -99,27 +100,33 @@ mod kernel_guard_irq {
 }
 
 /// Local interrupts on a host: there are none to disable and no signal is blocked (the operations of
-/// this mode are atomic and need no masking); on Unix and Windows the section holds the one CPU for
-/// this thread ([`the_cpu`]).
+/// this mode are atomic and need no masking); on Unix and Windows a section holds the one CPU for this
+/// thread ([`THE_CPU`]) unless the thread holds it already, as masking nests on a real CPU.
 #[cfg(not(target_os = "none"))]
 mod host_irq {
-    /// Holds the CPU for this thread (Unix, Windows); returns 0.
+    /// Holds the CPU for this thread (Unix, Windows) unless it holds it already; returns 1 if it did,
+    /// 0 if this call took it.
     #[inline]
     pub(crate) fn local_irq_save() -> usize {
         #[cfg(any(unix, windows))]
-        super::the_cpu::hold();
+        return usize::from(!super::THE_CPU.hold_unless_held());
+        #[cfg(not(any(unix, windows)))]
         0
     }
 
-    /// Ends the section of the matching [`local_irq_save`].
+    /// Ends the hold that the matching [`local_irq_save`] took, if it took one.
     ///
     /// # Safety
     ///
-    /// Called once per [`local_irq_save`] of this thread.
+    /// `flags` comes from the matching [`local_irq_save`] of this thread, restored once.
     #[inline]
-    pub(crate) unsafe fn local_irq_restore(_flags: usize) {
+    pub(crate) unsafe fn local_irq_restore(flags: usize) {
         #[cfg(any(unix, windows))]
-        super::the_cpu::release();
+        if flags == 0 {
+            super::THE_CPU.release();
+        }
+        #[cfg(not(any(unix, windows)))]
+        let _ = flags;
     }
 }
 
@@ -128,41 +135,69 @@ mod host_irq {
 /// lasts. Without it, two threads would each see themselves as the CPU at once, and the checked tier
 /// would lend a `!Sync` value (a `Cell` through an `IrqGuard`) to both, and the allocator's per-CPU
 /// state would be changed by both (an outside review).
-///
-/// Holds nest, and may be ended in any order (a count). Every change is one atomic operation on one
-/// word, so a signal handler that holds and releases the CPU on the thread it interrupted, in the
-/// middle of either, finds a consistent state and leaves it as it was.
 #[cfg(all(not(target_os = "none"), any(unix, windows)))]
-pub(crate) mod the_cpu {
+pub(crate) static THE_CPU: Turns = Turns::new();
+
+/// The word of [`Turns`], and its bits: 64 where the target has 64-bit atomics.
+#[cfg(all(not(target_os = "none"), any(unix, windows), target_has_atomic = "64"))]
+use core::sync::atomic::AtomicU64 as Atomic;
+#[cfg(all(not(target_os = "none"), any(unix, windows), target_has_atomic = "64"))]
+type Bits = u64;
+#[cfg(all(
+    not(target_os = "none"),
+    any(unix, windows),
+    not(target_has_atomic = "64")
+))]
+use core::sync::atomic::AtomicUsize as Atomic;
+#[cfg(all(
+    not(target_os = "none"),
+    any(unix, windows),
+    not(target_has_atomic = "64")
+))]
+type Bits = usize;
+
+/// Something the threads of a hosted program hold one at a time, each as often as it likes (a count):
+/// one atomic word holds the holder's thread number (upper half) and its count of holds (lower half),
+/// 0 when free. Holds may end in any order. Every change is one atomic operation, so a signal handler
+/// that holds and releases on the thread it interrupted, in the middle of either, finds a consistent
+/// state and leaves it as it was. Thread numbers are never reused (a thread that exits holding, by a
+/// leaked guard, keeps its hold for good): 2³² − 1 threads in a process's life (2¹⁶ − 1 on a target
+/// without 64-bit atomics), after which a new thread's first hold panics.
+#[cfg(all(not(target_os = "none"), any(unix, windows)))]
+pub(crate) struct Turns {
+    state: Atomic,
+}
+
+#[cfg(all(not(target_os = "none"), any(unix, windows)))]
+mod turns {
     extern crate std;
 
     use core::cell::Cell;
-    use core::sync::atomic::{AtomicUsize, Ordering};
+    use core::sync::atomic::Ordering;
 
-    /// The bits of [`STATE`] that count the holds.
-    const COUNT_BITS: u32 = usize::BITS / 2;
-    /// The mask of the hold count in [`STATE`].
-    const COUNT: usize = (1 << COUNT_BITS) - 1;
+    use super::{Atomic, Bits, Turns};
 
-    /// The holder's thread number above [`COUNT_BITS`], and its count of holds below; 0 when free.
-    static STATE: AtomicUsize = AtomicUsize::new(0);
+    /// The bits of the word that count the holds.
+    const COUNT_BITS: u32 = Bits::BITS / 2;
+    /// The mask of the hold count.
+    const COUNT: Bits = (1 << COUNT_BITS) - 1;
 
     /// The last thread number given out.
-    static LAST_NUMBER: AtomicUsize = AtomicUsize::new(0);
+    static LAST_NUMBER: Atomic = Atomic::new(0);
 
     std::thread_local! {
         /// This thread's number (0: none yet).
-        static NUMBER: Cell<usize> = const { Cell::new(0) };
+        static NUMBER: Cell<Bits> = const { Cell::new(0) };
     }
 
-    /// This thread's number, shifted to its place in [`STATE`].
-    fn this_thread() -> usize {
+    /// This thread's number, shifted to its place in the word.
+    fn this_thread() -> Bits {
         NUMBER.with(|number| {
             if number.get() == 0 {
                 let new = LAST_NUMBER.fetch_add(1, Ordering::Relaxed) + 1;
                 assert!(
-                    new < 1 << (usize::BITS - COUNT_BITS),
-                    "percpu: more threads used the `sp-naive` CPU than it can tell apart"
+                    new < 1 << COUNT_BITS,
+                    "percpu: more threads took a turn on the `sp-naive` CPU than it can tell apart"
                 );
                 number.set(new);
             }
@@ -170,43 +205,66 @@ pub(crate) mod the_cpu {
         })
     }
 
-    /// Holds the CPU for this thread, once more: waits while another thread holds it.
-    pub(crate) fn hold() {
-        let me = this_thread();
-        let mut state = STATE.load(Ordering::Relaxed);
-        loop {
-            let next = if state == 0 {
-                me | 1
-            } else if state & !COUNT == me {
-                assert!(
-                    state & COUNT < COUNT,
-                    "percpu: the `sp-naive` CPU held too often"
-                );
-                state + 1
-            } else {
-                std::thread::yield_now();
-                state = STATE.load(Ordering::Relaxed);
-                continue;
-            };
-            // Acquire: what the previous holder did happens before what this one does.
-            match STATE.compare_exchange_weak(state, next, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(now) => state = now,
+    impl Turns {
+        /// Free.
+        pub(crate) const fn new() -> Self {
+            Self {
+                state: Atomic::new(0),
             }
         }
-    }
 
-    /// Ends one hold of this thread's; the last one frees the CPU.
-    pub(crate) fn release() {
-        let mut state = STATE.load(Ordering::Relaxed);
-        loop {
+        /// Holds it for this thread, once more: waits while another thread holds it.
+        pub(crate) fn hold(&self) {
+            self.take(true);
+        }
+
+        /// Holds it for this thread unless this thread holds it already; returns whether it did.
+        pub(crate) fn hold_unless_held(&self) -> bool {
+            !self.take(false)
+        }
+
+        /// Takes a hold (or, if `again` is false and this thread holds it already, nothing); returns
+        /// whether this thread held it before.
+        fn take(&self, again: bool) -> bool {
+            let me = this_thread();
+            let mut state = self.state.load(Ordering::Relaxed);
+            loop {
+                let next = if state == 0 {
+                    me | 1
+                } else if state & !COUNT == me {
+                    if !again {
+                        return true;
+                    }
+                    assert!(state & COUNT < COUNT, "percpu: held too often");
+                    state + 1
+                } else {
+                    std::thread::yield_now();
+                    state = self.state.load(Ordering::Relaxed);
+                    continue;
+                };
+                // Acquire: what the previous holder did happens before what this one does.
+                let acquired = self.state.compare_exchange_weak(
+                    state,
+                    next,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                );
+                match acquired {
+                    Ok(_) => return state != 0,
+                    Err(now) => state = now,
+                }
+            }
+        }
+
+        /// Ends one of this thread's holds; the last one frees it. Only this thread (and its signal
+        /// handlers, which leave the word as they found it) changes the word while it holds, so a
+        /// load and a store suffice.
+        pub(crate) fn release(&self) {
+            let state = self.state.load(Ordering::Relaxed);
             debug_assert!(state & !COUNT == this_thread() && state & COUNT > 0);
             let next = if state & COUNT == 1 { 0 } else { state - 1 };
             // Release: pairs with the next holder's acquire.
-            match STATE.compare_exchange_weak(state, next, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(now) => state = now,
-            }
+            self.state.store(next, Ordering::Release);
         }
     }
 }

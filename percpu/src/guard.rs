@@ -213,7 +213,6 @@ mod borrow {
                 // found the top one removed there: false panics, and a missed check).
                 if let Some(at) = self
                     .vma
-                    .filter(|_| tracked > 0)
                     .and_then(|vma| stack.vmas[..tracked].iter().rposition(|&lent| lent == vma))
                 {
                     stack.vmas.copy_within(at + 1..tracked, at);

@@ -254,12 +254,7 @@ impl Creating {
     /// Marks a guard being created on this thread until dropped.
     #[inline(always)]
     pub(crate) fn new() -> Self {
-        #[cfg(all(
-            target_arch = "x86_64",
-            not(target_os = "none"),
-            not(feature = "sp-naive")
-        ))]
-        hosted::creating(1);
+        creating(1);
         Self(())
     }
 }
@@ -267,12 +262,28 @@ impl Creating {
 impl Drop for Creating {
     #[inline(always)]
     fn drop(&mut self) {
-        #[cfg(all(
-            target_arch = "x86_64",
-            not(target_os = "none"),
-            not(feature = "sp-naive")
-        ))]
-        hosted::creating(usize::MAX);
+        creating(usize::MAX);
+    }
+}
+
+/// Adds `delta` (wrapping) to the guards being created on this thread and returns their number: in
+/// hosted mode, a thread-local count; elsewhere always 0.
+#[inline(always)]
+fn creating(delta: usize) -> usize {
+    #[cfg(all(
+        target_arch = "x86_64",
+        not(target_os = "none"),
+        not(feature = "sp-naive")
+    ))]
+    return hosted::creating(delta);
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        not(target_os = "none"),
+        not(feature = "sp-naive")
+    )))]
+    {
+        let _ = delta;
+        0
     }
 }
 
@@ -282,12 +293,7 @@ fn assert_no_guard(cpu: usize, what: &str) {
     // SAFETY: `cpu` is a valid, claimed area; its owner only changes `GUARDS` on itself, and it is the
     // caller.
     let guards = unsafe { *raw::remote_ptr::<usize>(cpu, GUARDS.symbol_vma()) };
-    #[cfg(all(
-        target_arch = "x86_64",
-        not(target_os = "none"),
-        not(feature = "sp-naive")
-    ))]
-    let guards = guards + hosted::creating(0);
+    let guards = guards + creating(0);
     assert!(
         guards == 0,
         "percpu: {what} while a guard of the checked tier is alive on this CPU: references it lent \

@@ -130,44 +130,10 @@ mod host_irq {
     }
 }
 
-/// The one CPU of a hosted `sp-naive` program, held by one thread at a time: by the thread inside a
-/// section with "interrupts off" or with a checked-tier guard alive, for as long as the last of them
-/// lasts. Without it, two threads would each see themselves as the CPU at once, and the checked tier
-/// would lend a `!Sync` value (a `Cell` through an `IrqGuard`) to both, and the allocator's per-CPU
-/// state would be changed by both (an outside review).
 #[cfg(all(not(target_os = "none"), any(unix, windows)))]
-pub(crate) static THE_CPU: Turns = Turns::new();
+pub(crate) use turns::{Turns, THE_CPU};
 
-/// The word of [`Turns`], and its bits: 64 where the target has 64-bit atomics.
-#[cfg(all(not(target_os = "none"), any(unix, windows), target_has_atomic = "64"))]
-use core::sync::atomic::AtomicU64 as Atomic;
-#[cfg(all(not(target_os = "none"), any(unix, windows), target_has_atomic = "64"))]
-type Bits = u64;
-#[cfg(all(
-    not(target_os = "none"),
-    any(unix, windows),
-    not(target_has_atomic = "64")
-))]
-use core::sync::atomic::AtomicUsize as Atomic;
-#[cfg(all(
-    not(target_os = "none"),
-    any(unix, windows),
-    not(target_has_atomic = "64")
-))]
-type Bits = usize;
-
-/// Something the threads of a hosted program hold one at a time, each as often as it likes (a count):
-/// one atomic word holds the holder's thread number (upper half) and its count of holds (lower half),
-/// 0 when free. Holds may end in any order. Every change is one atomic operation, so a signal handler
-/// that holds and releases on the thread it interrupted, in the middle of either, finds a consistent
-/// state and leaves it as it was. Thread numbers are never reused (a thread that exits holding, by a
-/// leaked guard, keeps its hold for good): 2³² − 1 threads in a process's life (2¹⁶ − 1 on a target
-/// without 64-bit atomics), after which a new thread's first hold panics.
-#[cfg(all(not(target_os = "none"), any(unix, windows)))]
-pub(crate) struct Turns {
-    state: Atomic,
-}
-
+/// [`Turns`] and [`THE_CPU`]: on a host with threads.
 #[cfg(all(not(target_os = "none"), any(unix, windows)))]
 mod turns {
     extern crate std;
@@ -175,7 +141,36 @@ mod turns {
     use core::cell::Cell;
     use core::sync::atomic::Ordering;
 
-    use super::{Atomic, Bits, Turns};
+    // The word, and its bits: 64 where the target has 64-bit atomics.
+    cfg_if::cfg_if! {
+        if #[cfg(target_has_atomic = "64")] {
+            use core::sync::atomic::AtomicU64 as Atomic;
+            type Bits = u64;
+        } else {
+            use core::sync::atomic::AtomicUsize as Atomic;
+            type Bits = usize;
+        }
+    }
+
+    /// The one CPU of a hosted `sp-naive` program, held by one thread at a time: by the thread
+    /// inside a section with "interrupts off" or with a checked-tier guard alive, for as long as
+    /// the last of them lasts. Without it, two threads would each see themselves as the CPU at
+    /// once, and the checked tier would lend a `!Sync` value (a `Cell` through an `IrqGuard`) to
+    /// both, and the allocator's per-CPU state would be changed by both (an outside review).
+    pub(crate) static THE_CPU: Turns = Turns::new();
+
+    /// Something the threads of a hosted program hold one at a time, each as often as it likes (a
+    /// count): one atomic word holds the holder's thread number (upper half) and its count of holds
+    /// (lower half), 0 when free. Holds may end in any order. A hold is taken with one compare-and-
+    /// swap, and ended by its holder with a load and a store (no other thread changes the word
+    /// meanwhile), so a signal handler that holds and releases on the thread it interrupted, in the
+    /// middle of either, finds a consistent state and leaves it as it was. Thread numbers are never
+    /// reused (a thread that exits holding, by a leaked guard, keeps its hold for good): 2³² − 1
+    /// threads in a process's life (2¹⁶ − 1 on a target without 64-bit atomics), after which a new
+    /// thread's first hold panics.
+    pub(crate) struct Turns {
+        state: Atomic,
+    }
 
     /// The bits of the word that count the holds.
     const COUNT_BITS: u32 = Bits::BITS / 2;
